@@ -1,0 +1,285 @@
+//! Parquet bytes → rows: the inverse of [`crate::encode`], for files this library wrote.
+//!
+//! Used to verify what was uploaded (the demo reads every object back), to re-check a
+//! spooled file before it is sent again, and by `sensorlake inspect`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::{LogicalType, TimeUnit as ParquetTimeUnit, Type as PhysicalType};
+use parquet::column::reader::ColumnReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::ColumnDescriptor;
+
+use crate::batch::{Batch, BatchError, Value};
+use crate::schema::{Channel, ChannelType, Schema, SchemaError, TimeUnit};
+
+/// A file that cannot be read back as sensorlake Parquet.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// Not Parquet, truncated, or a corrupt page.
+    Parquet(ParquetError),
+    /// Parquet, but not a layout this library writes.
+    Layout(String),
+    /// Column names or types are invalid.
+    Schema(SchemaError),
+    /// A row breaks its schema.
+    Row(BatchError),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Parquet(e) => write!(f, "not a readable Parquet file: {e}"),
+            Self::Layout(m) => write!(f, "not a sensorlake file: {m}"),
+            Self::Schema(e) => write!(f, "bad schema: {e}"),
+            Self::Row(e) => write!(f, "bad row: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl From<ParquetError> for DecodeError {
+    fn from(e: ParquetError) -> Self {
+        Self::Parquet(e)
+    }
+}
+
+/// A file read back: its rows, its key-value metadata and the device column's values.
+#[derive(Debug, Clone)]
+pub struct DecodedFile {
+    /// The rows, with the schema reconstructed from the file.
+    pub batch: Batch,
+    /// Key-value metadata, in file order.
+    pub key_values: Vec<(String, String)>,
+    /// The distinct values of the device string column, if the schema has one.
+    pub device_column_values: Vec<String>,
+}
+
+impl DecodedFile {
+    /// The value of key-value metadata entry `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.key_values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads only the footer: fails on bad magic, a bad footer or a wrong size.
+pub fn read_metadata(bytes: Bytes) -> Result<ParquetMetaData, DecodeError> {
+    Ok(SerializedFileReader::new(bytes)?.metadata().clone())
+}
+
+fn layout(message: String) -> DecodeError {
+    DecodeError::Layout(message)
+}
+
+fn channel_type(column: &ColumnDescriptor) -> Result<ChannelType, DecodeError> {
+    match (column.physical_type(), column.logical_type_ref()) {
+        (PhysicalType::FLOAT, None) => Ok(ChannelType::F32),
+        (PhysicalType::INT32, Some(LogicalType::Integer(t))) if t.bit_width == 16 => {
+            Ok(ChannelType::I16)
+        }
+        (PhysicalType::INT32, None) => Ok(ChannelType::I32),
+        (PhysicalType::INT64, None) => Ok(ChannelType::I64),
+        (physical, logical) => Err(layout(format!(
+            "column {:?} has type {physical:?} {logical:?}",
+            column.name()
+        ))),
+    }
+}
+
+/// Reads every row of a file this library wrote.
+pub fn decode(bytes: Bytes) -> Result<DecodedFile, DecodeError> {
+    let reader = SerializedFileReader::new(bytes)?;
+    let meta = reader.metadata();
+    let descr = meta.file_metadata().schema_descr();
+    let columns = descr.columns();
+    let ts_column = columns.first().ok_or_else(|| layout("no columns".into()))?;
+    let ts_unit = match (ts_column.physical_type(), ts_column.logical_type_ref()) {
+        (PhysicalType::INT64, Some(LogicalType::Timestamp(t))) => match t.unit {
+            ParquetTimeUnit::MICROS => TimeUnit::Micros,
+            ParquetTimeUnit::MILLIS => TimeUnit::Millis,
+            _ => return Err(layout("timestamp unit is not micros or millis".into())),
+        },
+        _ => return Err(layout("the first column is not an INT64 timestamp".into())),
+    };
+    let mut device_column = None;
+    let mut channels = Vec::new();
+    for (i, column) in columns.iter().enumerate().skip(1) {
+        if i == 1 && column.physical_type() == PhysicalType::BYTE_ARRAY {
+            device_column = Some(column.name().to_string());
+            continue;
+        }
+        let mut channel = Channel::new(column.name(), channel_type(column)?);
+        channel.nullable = column.max_def_level() > 0;
+        channels.push(channel);
+    }
+    let key_values: Vec<(String, String)> = meta
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for channel in &mut channels {
+        let find = |prefix: &str| {
+            let key = format!("{prefix}{}", channel.name);
+            key_values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        channel.unit = find(crate::encode::META_UNIT_PREFIX);
+        channel.scale = find(crate::encode::META_SCALE_PREFIX).and_then(|s| s.parse().ok());
+    }
+    let schema = Arc::new(
+        Schema {
+            ts_column: ts_column.name().to_string(),
+            ts_unit,
+            device_column: device_column.clone(),
+            channels,
+        }
+        .validated()
+        .map_err(DecodeError::Schema)?,
+    );
+
+    let rows = usize::try_from(meta.file_metadata().num_rows())
+        .map_err(|_| layout("negative row count".into()))?;
+    let mut ts = Vec::with_capacity(rows);
+    let mut values: Vec<Vec<Value>> = vec![Vec::with_capacity(rows); schema.channels.len()];
+    let mut device_values: Vec<String> = Vec::new();
+    for g in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(g)?;
+        let group_rows = usize::try_from(group.metadata().num_rows())
+            .map_err(|_| layout("negative row count".into()))?;
+        for c in 0..group.num_columns() {
+            if c == 1 && device_column.is_some() {
+                for name in read_strings(group.get_column_reader(c)?, group_rows)? {
+                    if !device_values.contains(&name) {
+                        device_values.push(name);
+                    }
+                }
+                continue;
+            }
+            let nullable = descr.column(c).max_def_level() > 0;
+            let mut levels = Vec::with_capacity(group_rows);
+            let dense = read_column(
+                group.get_column_reader(c)?,
+                group_rows,
+                nullable,
+                &mut levels,
+            )?;
+            if c == 0 {
+                let unit = ts_unit.micros();
+                ts.extend(dense.into_iter().map(|v| match v {
+                    Value::Int(t) => t.saturating_mul(unit),
+                    _ => 0,
+                }));
+                continue;
+            }
+            let out = &mut values[c - 1 - usize::from(device_column.is_some())];
+            if nullable {
+                let mut dense = dense.into_iter();
+                for level in levels {
+                    out.push(if level == 0 {
+                        Value::Null
+                    } else {
+                        dense.next().unwrap_or(Value::Null)
+                    });
+                }
+            } else {
+                out.extend(dense);
+            }
+        }
+    }
+    if ts.len() != rows || values.iter().any(|v| v.len() != rows) {
+        return Err(layout(format!(
+            "column lengths differ from the row count {rows}"
+        )));
+    }
+    let mut all_rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(rows);
+    for (r, t) in ts.iter().enumerate() {
+        all_rows.push((*t, values.iter().map(|col| col[r]).collect()));
+    }
+    let batch = Batch::from_rows(schema, all_rows.iter().map(|(t, v)| (*t, v.as_slice())))
+        .map_err(DecodeError::Row)?;
+    let mut decoded = DecodedFile {
+        batch,
+        key_values,
+        device_column_values: device_values,
+    };
+    let estimated = decoded.meta(crate::encode::META_TIME_ESTIMATED) == Some("true");
+    decoded.batch.set_time_estimated(estimated);
+    Ok(decoded)
+}
+
+fn read_column(
+    reader: ColumnReader,
+    rows: usize,
+    nullable: bool,
+    levels: &mut Vec<i16>,
+) -> Result<Vec<Value>, DecodeError> {
+    fn read<T: parquet::data_type::DataType>(
+        mut reader: parquet::column::reader::ColumnReaderImpl<T>,
+        rows: usize,
+        nullable: bool,
+        levels: &mut Vec<i16>,
+    ) -> Result<Vec<T::T>, DecodeError> {
+        let mut values = Vec::with_capacity(rows);
+        let mut read_rows = 0;
+        while read_rows < rows {
+            let def_levels = if nullable { Some(&mut *levels) } else { None };
+            let (records, _, _) =
+                reader.read_records(rows - read_rows, def_levels, None, &mut values)?;
+            if records == 0 {
+                return Err(layout(format!(
+                    "a column ends after {read_rows} of {rows} rows"
+                )));
+            }
+            read_rows += records;
+        }
+        Ok(values)
+    }
+    Ok(match reader {
+        ColumnReader::FloatColumnReader(r) => read(r, rows, nullable, levels)?
+            .into_iter()
+            .map(Value::F32)
+            .collect(),
+        ColumnReader::Int32ColumnReader(r) => read(r, rows, nullable, levels)?
+            .into_iter()
+            .map(|v| Value::Int(v.into()))
+            .collect(),
+        ColumnReader::Int64ColumnReader(r) => read(r, rows, nullable, levels)?
+            .into_iter()
+            .map(Value::Int)
+            .collect(),
+        _ => return Err(layout("unsupported column type".into())),
+    })
+}
+
+fn read_strings(reader: ColumnReader, rows: usize) -> Result<Vec<String>, DecodeError> {
+    let ColumnReader::ByteArrayColumnReader(mut r) = reader else {
+        return Err(layout("device column is not a string".into()));
+    };
+    let mut values = Vec::with_capacity(rows);
+    let mut read_rows = 0;
+    while read_rows < rows {
+        let (records, _, _) = r.read_records(rows - read_rows, None, None, &mut values)?;
+        if records == 0 {
+            break;
+        }
+        read_rows += records;
+    }
+    Ok(values
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.data()).into_owned())
+        .collect())
+}

@@ -1,0 +1,484 @@
+//! Batch → Parquet bytes, with the `parquet` crate's low-level column writers (no arrow).
+//!
+//! One row group per file. Columns: the timestamp (INT64, TIMESTAMP UTC), optionally the
+//! device id as a string, then one column per channel. Codec, encodings and statistics
+//! are options; key-value metadata records the device id, the object key, the schema
+//! version and the library version.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+
+use parquet::basic::{Compression, Encoding};
+use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int32Type, Int64Type};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{ColumnPath, TypePtr};
+
+use crate::batch::{Batch, ColumnValues};
+use crate::key::DeviceId;
+use crate::schema::{ChannelType, SCHEMA_VERSION, Schema};
+
+/// Key-value metadata key holding the device id.
+pub const META_DEVICE_ID: &str = "sensorlake.device_id";
+/// Key-value metadata key holding the object key the file is uploaded to.
+pub const META_OBJECT_KEY: &str = "sensorlake.object_key";
+/// Key-value metadata key holding [`SCHEMA_VERSION`].
+pub const META_SCHEMA_VERSION: &str = "sensorlake.schema_version";
+/// Key-value metadata key holding the library version that wrote the file.
+pub const META_LIBRARY_VERSION: &str = "sensorlake.library_version";
+/// Key-value metadata key present (value `true`) when timestamps were estimated.
+pub const META_TIME_ESTIMATED: &str = "sensorlake.time_estimated";
+/// Prefix of the per-channel unit keys (`sensorlake.unit.<channel>`).
+pub const META_UNIT_PREFIX: &str = "sensorlake.unit.";
+/// Prefix of the per-channel scale keys (`sensorlake.scale.<channel>`).
+pub const META_SCALE_PREFIX: &str = "sensorlake.scale.";
+
+/// Page compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// No compression.
+    None,
+    /// Snappy (pure Rust `snap`).
+    Snappy,
+    /// Parquet's LZ4_RAW (pure Rust `lz4_flex`).
+    Lz4,
+    /// Gzip (pure Rust `miniz_oxide`), default level.
+    Gzip,
+    /// Zstandard, level 3 (C library; host-only reference).
+    Zstd,
+}
+
+impl Codec {
+    /// Every codec, in table order.
+    pub const ALL: [Codec; 5] = [Self::None, Self::Snappy, Self::Lz4, Self::Gzip, Self::Zstd];
+
+    /// Parses `none`, `snappy`, `lz4`, `gzip` or `zstd`.
+    pub fn parse(text: &str) -> Result<Self, EncodeError> {
+        match text {
+            "none" | "uncompressed" => Ok(Self::None),
+            "snappy" => Ok(Self::Snappy),
+            "lz4" | "lz4_raw" => Ok(Self::Lz4),
+            "gzip" => Ok(Self::Gzip),
+            "zstd" => Ok(Self::Zstd),
+            other => Err(EncodeError::BadOption(format!(
+                "unknown codec {other:?}: expected none, snappy, lz4, gzip or zstd"
+            ))),
+        }
+    }
+
+    /// The name [`Codec::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// Whether this build can write the codec (it is a cargo feature).
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::None => true,
+            Self::Snappy => cfg!(feature = "snappy"),
+            Self::Lz4 => cfg!(feature = "lz4"),
+            Self::Gzip => cfg!(feature = "gzip"),
+            Self::Zstd => cfg!(feature = "zstd"),
+        }
+    }
+
+    fn to_parquet(self) -> Compression {
+        match self {
+            Self::None => Compression::UNCOMPRESSED,
+            Self::Snappy => Compression::SNAPPY,
+            Self::Lz4 => Compression::LZ4_RAW,
+            Self::Gzip => Compression::GZIP(Default::default()),
+            Self::Zstd => Compression::ZSTD(Default::default()),
+        }
+    }
+}
+
+/// Encoding of float channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatEncoding {
+    /// PLAIN.
+    Plain,
+    /// RLE_DICTIONARY (falls back to PLAIN when the dictionary grows too large).
+    Dictionary,
+    /// BYTE_STREAM_SPLIT.
+    ByteStreamSplit,
+}
+
+impl FloatEncoding {
+    /// Every float encoding, in table order.
+    pub const ALL: [FloatEncoding; 3] = [Self::Plain, Self::Dictionary, Self::ByteStreamSplit];
+
+    /// Parses `plain`, `dictionary` or `byte-stream-split`.
+    pub fn parse(text: &str) -> Result<Self, EncodeError> {
+        match text {
+            "plain" => Ok(Self::Plain),
+            "dictionary" | "dict" => Ok(Self::Dictionary),
+            "byte-stream-split" | "bss" => Ok(Self::ByteStreamSplit),
+            other => Err(EncodeError::BadOption(format!(
+                "unknown float encoding {other:?}: expected plain, dictionary or byte-stream-split"
+            ))),
+        }
+    }
+
+    /// The name [`FloatEncoding::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Dictionary => "dictionary",
+            Self::ByteStreamSplit => "byte-stream-split",
+        }
+    }
+}
+
+/// Encoding of the timestamp column and of integer channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntEncoding {
+    /// PLAIN.
+    Plain,
+    /// DELTA_BINARY_PACKED.
+    Delta,
+}
+
+impl IntEncoding {
+    /// Both integer encodings, in table order.
+    pub const ALL: [IntEncoding; 2] = [Self::Plain, Self::Delta];
+
+    /// Parses `plain` or `delta`.
+    pub fn parse(text: &str) -> Result<Self, EncodeError> {
+        match text {
+            "plain" => Ok(Self::Plain),
+            "delta" => Ok(Self::Delta),
+            other => Err(EncodeError::BadOption(format!(
+                "unknown integer encoding {other:?}: expected plain or delta"
+            ))),
+        }
+    }
+
+    /// The name [`IntEncoding::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Delta => "delta",
+        }
+    }
+
+    fn to_parquet(self) -> Encoding {
+        match self {
+            Self::Plain => Encoding::PLAIN,
+            Self::Delta => Encoding::DELTA_BINARY_PACKED,
+        }
+    }
+}
+
+/// Which min/max statistics the file carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistics {
+    /// None at all.
+    None,
+    /// Per column chunk (in the footer): enough for file pruning.
+    Chunk,
+    /// Per chunk and per page, plus column and offset indexes.
+    Page,
+}
+
+impl Statistics {
+    /// Every level, in table order.
+    pub const ALL: [Statistics; 3] = [Self::None, Self::Chunk, Self::Page];
+
+    /// Parses `none`, `chunk` or `page`.
+    pub fn parse(text: &str) -> Result<Self, EncodeError> {
+        match text {
+            "none" => Ok(Self::None),
+            "chunk" => Ok(Self::Chunk),
+            "page" => Ok(Self::Page),
+            other => Err(EncodeError::BadOption(format!(
+                "unknown statistics level {other:?}: expected none, chunk or page"
+            ))),
+        }
+    }
+
+    /// The name [`Statistics::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Chunk => "chunk",
+            Self::Page => "page",
+        }
+    }
+}
+
+/// How files are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Page compression.
+    pub codec: Codec,
+    /// Encoding of float channels.
+    pub float_encoding: FloatEncoding,
+    /// Encoding of the timestamp column.
+    pub ts_encoding: IntEncoding,
+    /// Encoding of integer channels.
+    pub int_encoding: IntEncoding,
+    /// Statistics written.
+    pub statistics: Statistics,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            codec: Codec::Snappy,
+            float_encoding: FloatEncoding::Plain,
+            ts_encoding: IntEncoding::Plain,
+            int_encoding: IntEncoding::Plain,
+            statistics: Statistics::Chunk,
+        }
+    }
+}
+
+/// Encoding failed.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// An option value is unknown or unavailable in this build.
+    BadOption(String),
+    /// The batch's schema is not the encoder's.
+    SchemaMismatch,
+    /// The batch has no rows.
+    EmptyBatch,
+    /// The Parquet writer failed (including I/O errors of the output).
+    Parquet(ParquetError),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadOption(msg) => f.write_str(msg),
+            Self::SchemaMismatch => write!(f, "the batch's schema differs from the encoder's"),
+            Self::EmptyBatch => write!(f, "an empty batch cannot be encoded"),
+            Self::Parquet(e) => write!(f, "parquet writer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Parquet(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ParquetError> for EncodeError {
+    fn from(e: ParquetError) -> Self {
+        Self::Parquet(e)
+    }
+}
+
+/// Per-file facts written into the key-value metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct FileMetadata<'a> {
+    /// The device that produced the rows.
+    pub device_id: &'a DeviceId,
+    /// The object key the file is uploaded to (it travels inside the file).
+    pub object_key: &'a str,
+}
+
+/// A long-lived encoder for one schema and one set of options.
+#[derive(Debug)]
+pub struct Encoder {
+    schema: Arc<Schema>,
+    parquet_schema: TypePtr,
+    props: WriterPropertiesPtr,
+    options: EncodeOptions,
+    ts_scratch: Vec<i64>,
+}
+
+impl Encoder {
+    /// An encoder; fails if a codec is not compiled in.
+    pub fn new(schema: Arc<Schema>, options: EncodeOptions) -> Result<Self, EncodeError> {
+        if !options.codec.is_available() {
+            return Err(EncodeError::BadOption(format!(
+                "codec {} is not available in this build (cargo feature {:?})",
+                options.codec.name(),
+                options.codec.name()
+            )));
+        }
+        let parquet_schema = schema.to_parquet()?;
+        let props = Arc::new(writer_properties(&schema, &options));
+        Ok(Self {
+            schema,
+            parquet_schema,
+            props,
+            options,
+            ts_scratch: Vec::new(),
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EncodeOptions {
+        &self.options
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Writes `batch` as one Parquet file to `out`.
+    pub fn encode<W: Write + Send>(
+        &mut self,
+        batch: &Batch,
+        meta: &FileMetadata<'_>,
+        out: W,
+    ) -> Result<(), EncodeError> {
+        if batch.schema().as_ref() != self.schema.as_ref() {
+            return Err(EncodeError::SchemaMismatch);
+        }
+        if batch.is_empty() {
+            return Err(EncodeError::EmptyBatch);
+        }
+        let mut writer =
+            SerializedFileWriter::new(out, self.parquet_schema.clone(), self.props.clone())?;
+        for kv in file_key_values(&self.schema, batch, meta) {
+            writer.append_key_value_metadata(kv);
+        }
+        let mut row_group = writer.next_row_group()?;
+
+        let unit = self.schema.ts_unit.micros();
+        let ts: &[i64] = if unit == 1 {
+            batch.timestamps()
+        } else {
+            self.ts_scratch.clear();
+            self.ts_scratch
+                .extend(batch.timestamps().iter().map(|t| t / unit));
+            &self.ts_scratch
+        };
+        let mut column = row_group
+            .next_column()?
+            .ok_or(EncodeError::SchemaMismatch)?;
+        column.typed::<Int64Type>().write_batch(ts, None, None)?;
+        column.close()?;
+
+        if self.schema.device_column.is_some() {
+            let id = ByteArray::from(meta.device_id.as_str());
+            let ids = vec![id; batch.len()];
+            let mut column = row_group
+                .next_column()?
+                .ok_or(EncodeError::SchemaMismatch)?;
+            column
+                .typed::<ByteArrayType>()
+                .write_batch(&ids, None, None)?;
+            column.close()?;
+        }
+
+        for data in batch.columns() {
+            let mut column = row_group
+                .next_column()?
+                .ok_or(EncodeError::SchemaMismatch)?;
+            let levels = data.def_levels.as_deref();
+            match &data.values {
+                ColumnValues::F32(v) => {
+                    column.typed::<FloatType>().write_batch(v, levels, None)?;
+                }
+                ColumnValues::I32(v) => {
+                    column.typed::<Int32Type>().write_batch(v, levels, None)?;
+                }
+                ColumnValues::I64(v) => {
+                    column.typed::<Int64Type>().write_batch(v, levels, None)?;
+                }
+            }
+            column.close()?;
+        }
+        row_group.close()?;
+        writer.close()?;
+        Ok(())
+    }
+
+    /// Encodes `batch` into a new buffer.
+    pub fn encode_to_vec(
+        &mut self,
+        batch: &Batch,
+        meta: &FileMetadata<'_>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode(batch, meta, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn file_key_values(schema: &Schema, batch: &Batch, meta: &FileMetadata<'_>) -> Vec<KeyValue> {
+    let mut kv = vec![
+        KeyValue::new(META_DEVICE_ID.into(), meta.device_id.as_str().to_string()),
+        KeyValue::new(META_OBJECT_KEY.into(), meta.object_key.to_string()),
+        KeyValue::new(META_SCHEMA_VERSION.into(), SCHEMA_VERSION.to_string()),
+        KeyValue::new(
+            META_LIBRARY_VERSION.into(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ];
+    if batch.time_estimated() {
+        kv.push(KeyValue::new(
+            META_TIME_ESTIMATED.into(),
+            "true".to_string(),
+        ));
+    }
+    for channel in &schema.channels {
+        if let Some(unit) = &channel.unit {
+            kv.push(KeyValue::new(
+                format!("{META_UNIT_PREFIX}{}", channel.name),
+                unit.clone(),
+            ));
+        }
+        if let Some(scale) = channel.scale {
+            kv.push(KeyValue::new(
+                format!("{META_SCALE_PREFIX}{}", channel.name),
+                scale.to_string(),
+            ));
+        }
+    }
+    kv
+}
+
+fn writer_properties(schema: &Schema, options: &EncodeOptions) -> WriterProperties {
+    let stats = match options.statistics {
+        Statistics::None => EnabledStatistics::None,
+        Statistics::Chunk => EnabledStatistics::Chunk,
+        Statistics::Page => EnabledStatistics::Page,
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(options.codec.to_parquet())
+        .set_statistics_enabled(stats)
+        .set_offset_index_disabled(options.statistics != Statistics::Page)
+        .set_dictionary_enabled(false);
+
+    let ts = ColumnPath::from(schema.ts_column.as_str());
+    builder = builder.set_column_encoding(ts, options.ts_encoding.to_parquet());
+    if let Some(device) = &schema.device_column {
+        // One repeated value: a dictionary stores it once.
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(device.as_str()), true);
+    }
+    for channel in &schema.channels {
+        let path = ColumnPath::from(channel.name.as_str());
+        builder = match (channel.ty, options.float_encoding) {
+            (ChannelType::F32, FloatEncoding::Plain) => {
+                builder.set_column_encoding(path, Encoding::PLAIN)
+            }
+            (ChannelType::F32, FloatEncoding::Dictionary) => {
+                builder.set_column_dictionary_enabled(path, true)
+            }
+            (ChannelType::F32, FloatEncoding::ByteStreamSplit) => {
+                builder.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
+            }
+            (_, _) => builder.set_column_encoding(path, options.int_encoding.to_parquet()),
+        };
+    }
+    builder.build()
+}

@@ -1,0 +1,418 @@
+//! SigV4 presigned PUT URLs (rusty-s3, sans-IO): the URL carries the signature, so the
+//! uploader needs no keys, and the signed headers bind it to one body.
+//!
+//! A URL made by [`Signer::presign_put`] for a [`PutRequest::for_body`] signs
+//! `Content-MD5` (the server checks the bytes), `Content-Length` (exactly that many
+//! bytes) and `If-None-Match: *` (never overwrite a stored object).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use rusty_s3::{Bucket, S3Action, UrlStyle};
+
+/// Default lifetime of a presigned URL.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(300);
+/// The longest lifetime S3 accepts (7 days).
+pub const MAX_EXPIRY: Duration = Duration::from_secs(604_800);
+
+/// Where objects go: an S3-compatible endpoint and a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Target {
+    /// Endpoint URL, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region used in the signature (e.g. `us-east-1`).
+    pub region: String,
+    /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-host (`bucket.endpoint/key`).
+    pub path_style: bool,
+}
+
+/// Credentials that sign URLs. `Debug` never shows the secret or the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token of temporary (STS) credentials.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Long-term credentials.
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Self {
+        Self {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret_access_key.to_string(),
+            session_token: None,
+        }
+    }
+
+    /// These credentials with a session token (temporary credentials).
+    pub fn with_session_token(mut self, token: Option<String>) -> Self {
+        self.session_token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optional `AWS_SESSION_TOKEN`.
+    pub fn from_env() -> Result<Self, PresignError> {
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => {
+                Ok(Self::new(&id, &secret).with_session_token(get("AWS_SESSION_TOKEN")))
+            }
+            _ => Err(PresignError::MissingCredentials),
+        }
+    }
+}
+
+/// What a PUT URL is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRequest {
+    /// Object key.
+    pub key: String,
+    /// Base64 MD5 of the body, signed as `Content-MD5`.
+    pub content_md5: Option<String>,
+    /// Body length, signed as `Content-Length`.
+    pub content_length: Option<u64>,
+    /// Sign `If-None-Match: *`: the PUT fails with 412 if the key exists.
+    pub if_none_match: bool,
+}
+
+impl PutRequest {
+    /// A URL that signs only the host: any body may be sent.
+    pub fn key_only(key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            content_md5: None,
+            content_length: None,
+            if_none_match: false,
+        }
+    }
+
+    /// A URL bound to `body`: signs its MD5 and length, and `If-None-Match: *`.
+    pub fn for_body(key: &str, body: &[u8]) -> Self {
+        Self {
+            key: key.to_string(),
+            content_md5: Some(content_md5(body)),
+            content_length: Some(body.len() as u64),
+            if_none_match: true,
+        }
+    }
+}
+
+/// A presigned PUT: send exactly these headers with the body to this URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    /// The URL, signature in the query string.
+    pub url: String,
+    /// Signed headers the request must carry (lowercase names), besides `host`.
+    pub headers: Vec<(String, String)>,
+    /// When the URL stops working, by the signer's clock.
+    pub expires_at: SystemTime,
+}
+
+impl PresignedPut {
+    /// The value of a signed header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Presigning failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresignError {
+    /// The endpoint is not an http(s) URL.
+    BadEndpoint(String),
+    /// The bucket name is not valid.
+    BadBucket(String),
+    /// The expiry is outside 1 s ..= 7 days.
+    BadExpiry(Duration),
+    /// The signing time is before 1970 or unrepresentable.
+    BadTime,
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` are not set.
+    MissingCredentials,
+}
+
+impl fmt::Display for PresignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadEndpoint(e) => write!(f, "endpoint {e:?} is not an http:// or https:// URL"),
+            Self::BadBucket(b) => write!(
+                f,
+                "bucket name {b:?} is not valid: 3-63 characters of lowercase letters, digits, '.' and '-'"
+            ),
+            Self::BadExpiry(d) => write!(f, "URL expiry {d:?} is outside 1 s ..= 7 days"),
+            Self::BadTime => write!(f, "signing time is not representable"),
+            Self::MissingCredentials => write!(
+                f,
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PresignError {}
+
+/// Base64 of the MD5 of `body`, as the `Content-MD5` header wants it.
+pub fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+/// Lowercase hex MD5 of `body`, as S3 reports it in the ETag of a single-part upload.
+pub fn md5_hex(body: &[u8]) -> String {
+    Md5::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `name` is a valid S3 bucket name (3–63 of `[a-z0-9.-]`, starting and ending
+/// with a letter or digit).
+pub fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Signs URLs for one bucket with one set of credentials.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    bucket: Bucket,
+    credentials: rusty_s3::Credentials,
+    expiry: Duration,
+}
+
+impl Signer {
+    /// A signer whose URLs live for `expiry`.
+    pub fn new(
+        target: &S3Target,
+        credentials: &Credentials,
+        expiry: Duration,
+    ) -> Result<Self, PresignError> {
+        if expiry < Duration::from_secs(1) || expiry > MAX_EXPIRY {
+            return Err(PresignError::BadExpiry(expiry));
+        }
+        if !valid_bucket_name(&target.bucket) {
+            return Err(PresignError::BadBucket(target.bucket.clone()));
+        }
+        let endpoint: url::Url = target
+            .endpoint
+            .parse()
+            .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(PresignError::BadEndpoint(target.endpoint.clone()));
+        }
+        let style = if target.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            endpoint,
+            style,
+            target.bucket.clone(),
+            target.region.clone(),
+        )
+        .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
+        let credentials = match &credentials.session_token {
+            Some(token) => rusty_s3::Credentials::new_with_token(
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.clone(),
+                token.clone(),
+            ),
+            None => rusty_s3::Credentials::new(
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.clone(),
+            ),
+        };
+        Ok(Self {
+            bucket,
+            credentials,
+            expiry,
+        })
+    }
+
+    /// How long URLs live.
+    pub fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
+    /// A PUT URL signed as of `at` (deterministic: same inputs, same URL).
+    pub fn presign_put(
+        &self,
+        request: &PutRequest,
+        at: SystemTime,
+    ) -> Result<PresignedPut, PresignError> {
+        let time = to_timestamp(at)?;
+        let mut action = self
+            .bucket
+            .put_object(Some(&self.credentials), &request.key);
+        let length = request.content_length.map(|l| l.to_string());
+        let mut headers = Vec::new();
+        if let Some(md5) = &request.content_md5 {
+            headers.push(("content-md5".to_string(), md5.clone()));
+        }
+        if let Some(length) = &length {
+            headers.push(("content-length".to_string(), length.clone()));
+        }
+        if request.if_none_match {
+            headers.push(("if-none-match".to_string(), "*".to_string()));
+        }
+        for (name, value) in &headers {
+            action.headers_mut().insert(name.as_str(), value.as_str());
+        }
+        let url = action.sign_with_time(self.expiry, &time);
+        Ok(PresignedPut {
+            url: url.to_string(),
+            headers,
+            expires_at: at + self.expiry,
+        })
+    }
+
+    /// A GET URL for `key` signed as of `at`.
+    pub fn presign_get(&self, key: &str, at: SystemTime) -> Result<String, PresignError> {
+        let time = to_timestamp(at)?;
+        let action = self.bucket.get_object(Some(&self.credentials), key);
+        Ok(action.sign_with_time(self.expiry, &time).to_string())
+    }
+}
+
+fn to_timestamp(at: SystemTime) -> Result<jiff::Timestamp, PresignError> {
+    let since = at
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| PresignError::BadTime)?;
+    let secs = i64::try_from(since.as_secs()).map_err(|_| PresignError::BadTime)?;
+    jiff::Timestamp::from_second(secs).map_err(|_| PresignError::BadTime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCESS: &str = "AKIAIOSFODNN7EXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// AWS's published example: "Authenticating Requests: Using Query Parameters (AWS
+    /// Signature Version 4)", GET examplebucket/test.txt at 20130524T000000Z, 86400 s.
+    #[test]
+    fn matches_the_aws_documentation_example() {
+        let target = S3Target {
+            endpoint: "https://s3.amazonaws.com".into(),
+            bucket: "examplebucket".into(),
+            region: "us-east-1".into(),
+            path_style: false,
+        };
+        let signer = Signer::new(
+            &target,
+            &Credentials::new(ACCESS, SECRET),
+            Duration::from_secs(86400),
+        )
+        .unwrap();
+        let url = signer.presign_get("test.txt", at(1_369_353_600)).unwrap();
+        assert_eq!(
+            url,
+            "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+    }
+
+    #[test]
+    fn body_bound_urls_sign_md5_length_and_if_none_match() {
+        let target = S3Target {
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "lake".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+        };
+        let signer =
+            Signer::new(&target, &Credentials::new(ACCESS, SECRET), DEFAULT_EXPIRY).unwrap();
+        let put = signer
+            .presign_put(
+                &PutRequest::for_body("raw/a b=c.parquet", b"hello"),
+                at(1_700_000_000),
+            )
+            .unwrap();
+        assert!(
+            put.url
+                .starts_with("http://127.0.0.1:9000/lake/raw/a%20b%3Dc.parquet?"),
+            "{}",
+            put.url
+        );
+        assert!(
+            put.url.contains(
+                "X-Amz-SignedHeaders=content-length%3Bcontent-md5%3Bhost%3Bif-none-match"
+            ),
+            "{}",
+            put.url
+        );
+        assert_eq!(put.header("content-md5"), Some("XUFAKrxLKna5cZ2REBfFkg=="));
+        assert_eq!(put.header("content-length"), Some("5"));
+        assert_eq!(put.header("if-none-match"), Some("*"));
+        assert_eq!(put.expires_at, at(1_700_000_300));
+    }
+
+    #[test]
+    fn rejects_bad_targets_and_expiries() {
+        let creds = Credentials::new(ACCESS, SECRET);
+        let target = |endpoint: &str, bucket: &str| S3Target {
+            endpoint: endpoint.into(),
+            bucket: bucket.into(),
+            region: "us-east-1".into(),
+            path_style: true,
+        };
+        assert!(matches!(
+            Signer::new(&target("ftp://x", "lake"), &creds, DEFAULT_EXPIRY),
+            Err(PresignError::BadEndpoint(_))
+        ));
+        assert!(matches!(
+            Signer::new(&target("http://x", "ab"), &creds, DEFAULT_EXPIRY),
+            Err(PresignError::BadBucket(_))
+        ));
+        assert!(matches!(
+            Signer::new(
+                &target("http://x", "lake"),
+                &creds,
+                Duration::from_secs(604_801)
+            ),
+            Err(PresignError::BadExpiry(_))
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let creds =
+            Credentials::new(ACCESS, SECRET).with_session_token(Some("TOKENEXAMPLE".into()));
+        let shown = format!("{creds:?}");
+        assert!(
+            !shown.contains(SECRET) && !shown.contains("TOKENEXAMPLE"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! PUT a file to a presigned URL through any `embedded_svc` HTTP [`Connection`] —
+//! ESP-IDF's `EspHttpConnection` on the device, a host adapter elsewhere — and classify
+//! what the server answered.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use embedded_svc::http::Method;
+use embedded_svc::http::client::Connection;
+
+use crate::presign::PresignedPut;
+
+/// The most of an error response body kept (S3 error documents are small).
+const MAX_ERROR_BODY: usize = 4096;
+
+/// What the server answered to a PUT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `ETag` header, quotes removed.
+    pub etag: Option<String>,
+    /// `Date` header (the server's clock, for skew correction).
+    pub date: Option<String>,
+    /// S3 error `Code` from the XML body, for non-2xx answers.
+    pub code: Option<String>,
+    /// S3 error `Message` from the XML body.
+    pub message: Option<String>,
+}
+
+impl fmt::Display for PutResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The transport failed before a complete answer arrived (connect, TLS, timeout, reset).
+#[derive(Debug)]
+pub struct TransportError<E>(pub E);
+
+impl<E: fmt::Debug> fmt::Display for TransportError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP transport error: {:?}", self.0)
+    }
+}
+
+impl<E: fmt::Debug> std::error::Error for TransportError<E> {}
+
+/// Sends `body` with the signed headers of `put` (plus `Content-Length`, never chunked)
+/// and reads the answer. Only transport failures are errors; any HTTP status is a
+/// [`PutResponse`] for [`classify`].
+pub fn put_presigned<C: Connection>(
+    conn: &mut C,
+    put: &PresignedPut,
+    body: &[u8],
+) -> Result<PutResponse, TransportError<C::Error>> {
+    let length = body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = put
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    headers.push(("content-length", &length));
+    headers.push(("content-type", "application/vnd.apache.parquet"));
+    conn.initiate_request(Method::Put, &put.url, &headers)
+        .map_err(TransportError)?;
+    conn.write_all(body).map_err(TransportError)?;
+    conn.flush().map_err(TransportError)?;
+    conn.initiate_response().map_err(TransportError)?;
+    read_response(conn).map_err(TransportError)
+}
+
+fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
+    let status = conn.status();
+    let etag = conn
+        .header("ETag")
+        .map(|v| v.trim().trim_matches('"').to_string());
+    let date = conn.header("Date").map(str::to_string);
+    let mut body = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if body.len() < MAX_ERROR_BODY {
+            let take = n.min(MAX_ERROR_BODY - body.len());
+            body.extend_from_slice(&buf[..take]);
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let (code, message) = if (200..300).contains(&status) {
+        (None, None)
+    } else {
+        (xml_element(&text, "Code"), xml_element(&text, "Message"))
+    };
+    Ok(PutResponse {
+        status,
+        etag,
+        date,
+        code,
+        message,
+    })
+}
+
+/// The text of the first `<name>…</name>` element, with the five XML entities decoded.
+pub fn xml_element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&close)?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// What to do after a PUT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server stored exactly these bytes: the file may leave the spool.
+    Stored,
+    /// 412 on a URL that signed `If-None-Match: *`: the key is a hash of the rows, so the
+    /// stored object is this batch. The file may leave the spool.
+    AlreadyStored,
+    /// A passing failure (network, timeout, 5xx, 429, SlowDown): retry with backoff.
+    Retry(String),
+    /// The URL expired or the clock is skewed: correct the clock from `server_date`,
+    /// sign again and retry at once.
+    Resign {
+        /// The server's `Date` header, if it sent one.
+        server_date: Option<SystemTime>,
+        /// What the server said.
+        reason: String,
+    },
+    /// Credentials or configuration are wrong: pause all uploads and report loudly;
+    /// the file stays queued.
+    Pause(String),
+    /// The server says the body did not match its MD5: re-verify the local file.
+    Reverify(String),
+    /// This request can never succeed (e.g. EntityTooLarge): quarantine the file.
+    Reject(String),
+}
+
+/// Classifies a PUT answer; `body_md5_hex` is the MD5 of the bytes sent.
+pub fn classify(response: &PutResponse, body_md5_hex: &str) -> Outcome {
+    let said = response.to_string();
+    let code = response.code.as_deref().unwrap_or("");
+    let message = response.message.as_deref().unwrap_or("");
+    match response.status {
+        200..=299 => match &response.etag {
+            // A single-part upload's ETag is the body's MD5; a different one means
+            // the server stored other bytes.
+            Some(etag) if is_md5_hex(etag) && !etag.eq_ignore_ascii_case(body_md5_hex) => {
+                Outcome::Reverify(format!(
+                    "{said}: ETag {etag} is not the body's MD5 {body_md5_hex}"
+                ))
+            }
+            _ => Outcome::Stored,
+        },
+        412 => Outcome::AlreadyStored,
+        429 | 500..=599 => Outcome::Retry(said),
+        _ if code == "SlowDown" || code == "RequestTimeout" || code == "InternalError" => {
+            Outcome::Retry(said)
+        }
+        _ if code == "RequestTimeTooSkewed"
+            || (code == "AccessDenied" && message.contains("Request has expired")) =>
+        {
+            Outcome::Resign {
+                server_date: response.date.as_deref().and_then(parse_http_date),
+                reason: said,
+            }
+        }
+        _ if matches!(
+            code,
+            "SignatureDoesNotMatch"
+                | "InvalidAccessKeyId"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "AccessDenied"
+                | "NoSuchBucket"
+                | "AuthorizationHeaderMalformed"
+                | "AuthorizationQueryParametersError"
+                | "AllAccessDisabled"
+                | "AccountProblem"
+                | "PermanentRedirect"
+        ) || matches!(response.status, 301 | 307 | 401 | 403) =>
+        {
+            Outcome::Pause(said)
+        }
+        _ if code == "BadDigest" || code == "InvalidDigest" => Outcome::Reverify(said),
+        _ => Outcome::Reject(said),
+    }
+}
+
+fn is_md5_hex(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let ts = jiff::fmt::rfc2822::parse(text.trim()).ok()?.timestamp();
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, code: Option<&str>, message: Option<&str>) -> PutResponse {
+        PutResponse {
+            status,
+            etag: None,
+            date: Some("Fri, 01 Mar 2024 08:00:00 GMT".into()),
+            code: code.map(Into::into),
+            message: message.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn classifies_s3_answers() {
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        let mut ok = response(200, None, None);
+        ok.etag = Some(md5.into());
+        assert_eq!(classify(&ok, md5), Outcome::Stored);
+        ok.etag = Some("00000000000000000000000000000000".into());
+        assert!(matches!(classify(&ok, md5), Outcome::Reverify(_)));
+        assert_eq!(
+            classify(&response(412, Some("PreconditionFailed"), None), md5),
+            Outcome::AlreadyStored
+        );
+        assert!(matches!(
+            classify(&response(503, Some("SlowDown"), None), md5),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            classify(&response(429, None, None), md5),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            classify(
+                &response(403, Some("AccessDenied"), Some("Request has expired")),
+                md5
+            ),
+            Outcome::Resign {
+                server_date: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&response(403, Some("RequestTimeTooSkewed"), None), md5),
+            Outcome::Resign { .. }
+        ));
+        for code in [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            "ExpiredToken",
+            "AccessDenied",
+            "NoSuchBucket",
+        ] {
+            let status = if code == "NoSuchBucket" { 404 } else { 403 };
+            assert!(
+                matches!(
+                    classify(&response(status, Some(code), None), md5),
+                    Outcome::Pause(_)
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            classify(&response(400, Some("BadDigest"), None), md5),
+            Outcome::Reverify(_)
+        ));
+        assert!(matches!(
+            classify(&response(400, Some("EntityTooLarge"), None), md5),
+            Outcome::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn reads_xml_elements_and_http_dates() {
+        let xml = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>a &amp; b</Message></Error>";
+        assert_eq!(xml_element(xml, "Code").as_deref(), Some("AccessDenied"));
+        assert_eq!(xml_element(xml, "Message").as_deref(), Some("a & b"));
+        assert_eq!(xml_element(xml, "Nope"), None);
+        assert_eq!(
+            parse_http_date("Fri, 24 May 2013 00:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_369_353_600))
+        );
+    }
+}
