@@ -1,1 +1,265 @@
-fn main() {}
+//! The `sensorlake` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use sensorlake::encode::{Codec, EncodeOptions, FloatEncoding, IntEncoding, Statistics};
+use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer};
+use sensorlake_cli::encode_csv::{self, EncodeJob, Output, SchemaPreset};
+use sensorlake_cli::inspect;
+
+/// Sensor readings to query-ready Parquet in an S3 data lake.
+#[derive(Debug, Parser)]
+#[command(name = "sensorlake", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Encode a CSV file (header `timestamp,<channel>,...`) as Parquet.
+    Encode(EncodeArgs),
+    /// Describe Parquet files: schema, rows, codec, encodings, sizes, statistics, metadata.
+    Inspect {
+        /// Files to describe.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a presigned PUT URL (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    Presign(PresignArgs),
+}
+
+/// Encoding settings shared by commands that write Parquet.
+#[derive(Debug, Clone, Args)]
+struct EncodingArgs {
+    /// Page compression: none, snappy, lz4 (Parquet LZ4_RAW), gzip, zstd (host only).
+    #[arg(long, default_value = "snappy", value_parser = parse_codec)]
+    codec: Codec,
+    /// Float channel encoding: plain, dictionary, byte-stream-split.
+    #[arg(long, default_value = "plain", value_parser = parse_float_encoding)]
+    float_encoding: FloatEncoding,
+    /// Timestamp encoding: plain, delta.
+    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    ts_encoding: IntEncoding,
+    /// Integer channel encoding: plain, delta.
+    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    int_encoding: IntEncoding,
+    /// Statistics: none, chunk (per file, for pruning), page (plus column/offset indexes).
+    #[arg(long, default_value = "chunk", value_parser = parse_statistics)]
+    statistics: Statistics,
+}
+
+impl EncodingArgs {
+    fn options(&self) -> EncodeOptions {
+        EncodeOptions {
+            codec: self.codec,
+            float_encoding: self.float_encoding,
+            ts_encoding: self.ts_encoding,
+            int_encoding: self.int_encoding,
+            statistics: self.statistics,
+        }
+    }
+}
+
+fn parse_codec(s: &str) -> Result<Codec, String> {
+    Codec::parse(s).map_err(|e| e.to_string())
+}
+fn parse_float_encoding(s: &str) -> Result<FloatEncoding, String> {
+    FloatEncoding::parse(s).map_err(|e| e.to_string())
+}
+fn parse_int_encoding(s: &str) -> Result<IntEncoding, String> {
+    IntEncoding::parse(s).map_err(|e| e.to_string())
+}
+fn parse_statistics(s: &str) -> Result<Statistics, String> {
+    Statistics::parse(s).map_err(|e| e.to_string())
+}
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    Layout::parse(s).map_err(|e| e.to_string())
+}
+fn parse_device_id(s: &str) -> Result<DeviceId, String> {
+    DeviceId::new(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+struct EncodeArgs {
+    /// CSV input: header `timestamp,<channel>,...`; timestamps RFC 3339 or integer µs.
+    #[arg(long)]
+    input: PathBuf,
+    /// Write all rows to this one file.
+    #[arg(long, conflicts_with_all = ["output_dir", "rows_per_file"], required_unless_present = "output_dir")]
+    output: Option<PathBuf>,
+    /// Write one file per --rows-per-file rows under this directory, at their object keys.
+    #[arg(long, requires = "rows_per_file")]
+    output_dir: Option<PathBuf>,
+    /// Rows per file with --output-dir (files are also cut at UTC hour boundaries).
+    #[arg(long)]
+    rows_per_file: Option<usize>,
+    /// Device id written into the files and keys: [A-Za-z0-9_-]{1,64}.
+    #[arg(long, default_value = "local", value_parser = parse_device_id)]
+    device_id: DeviceId,
+    /// Key prefix for --output-dir.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Key layout and column conventions: hive (default) or opensensor.
+    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    layout: Layout,
+    /// Channel types by name, overriding inference: e.g. `acc_x=i16,temp=f32`.
+    #[arg(long, default_value = "")]
+    types: String,
+    #[command(flatten)]
+    encoding: EncodingArgs,
+}
+
+#[derive(Debug, Args)]
+struct PresignArgs {
+    /// S3 endpoint, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000.
+    #[arg(long)]
+    endpoint: String,
+    /// Bucket.
+    #[arg(long)]
+    bucket: String,
+    /// Object key.
+    #[arg(long)]
+    key: String,
+    /// Region in the signature.
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    region: String,
+    /// URL lifetime in seconds (1..=604800).
+    #[arg(long, default_value_t = 300)]
+    expires: u64,
+    /// Path-style URLs (endpoint/bucket/key) instead of virtual-host.
+    #[arg(long)]
+    path_style: bool,
+    /// Sign as of this time (RFC 3339), to reproduce a device's URL.
+    #[arg(long)]
+    at: Option<String>,
+    /// Also sign this file's Content-MD5 and Content-Length (and If-None-Match: *).
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Encode(args) => encode(args),
+        Command::Inspect { files, json } => {
+            let mut reports = Vec::new();
+            for file in &files {
+                reports.push(inspect::inspect(file)?);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for report in &reports {
+                    print!("{}", inspect::render_text(report));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Presign(args) => presign(args),
+    }
+}
+
+fn encode(args: EncodeArgs) -> Result<ExitCode> {
+    let output = match (args.output, args.output_dir, args.rows_per_file) {
+        (Some(file), None, None) => Output::File(file),
+        (None, Some(dir), Some(rows_per_file)) if rows_per_file > 0 => {
+            encode_csv::check_output_dir(&dir)?;
+            Output::Dir { dir, rows_per_file }
+        }
+        (None, Some(_), _) => bail!("--rows-per-file must be at least 1"),
+        _ => bail!("give --output FILE, or --output-dir DIR with --rows-per-file N"),
+    };
+    let preset = match args.layout {
+        Layout::Hive => SchemaPreset::Default,
+        Layout::OpenSensor => SchemaPreset::OpenSensor,
+    };
+    let job = EncodeJob {
+        input: args.input,
+        output,
+        device_id: args.device_id,
+        template: KeyTemplate::new(args.layout, &args.prefix)?,
+        options: args.encoding.options(),
+        types: encode_csv::parse_types(&args.types)?,
+        schema_preset: preset,
+    };
+    let written = encode_csv::run(&job)?;
+    let rows: usize = written.iter().map(|f| f.rows).sum();
+    let bytes: usize = written.iter().map(|f| f.bytes).sum();
+    for file in &written {
+        println!(
+            "{}\t{} rows\t{} bytes",
+            file.path.display(),
+            file.rows,
+            file.bytes
+        );
+    }
+    eprintln!(
+        "{} file(s), {rows} rows, {bytes} bytes, {:.2} bytes/row",
+        written.len(),
+        bytes as f64 / rows.max(1) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn presign(args: PresignArgs) -> Result<ExitCode> {
+    let credentials = Credentials::from_env()?;
+    let target = S3Target {
+        endpoint: args.endpoint,
+        bucket: args.bucket,
+        region: args.region,
+        path_style: args.path_style,
+    };
+    let signer = Signer::new(&target, &credentials, Duration::from_secs(args.expires))?;
+    let at = match &args.at {
+        Some(text) => {
+            let ts: jiff::Timestamp = text
+                .parse()
+                .with_context(|| format!("--at {text:?} is not an RFC 3339 time"))?;
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(ts.as_second()).context("--at before 1970")?)
+        }
+        None => SystemTime::now(),
+    };
+    let request = match &args.file {
+        Some(path) => {
+            let body =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            PutRequest::for_body(&args.key, &body)
+        }
+        None => PutRequest::key_only(&args.key),
+    };
+    let put = signer.presign_put(&request, at)?;
+    println!("{}", put.url);
+    if !put.headers.is_empty() {
+        eprintln!("send these headers with the PUT (they are signed):");
+        for (name, value) in &put.headers {
+            eprintln!("  {name}: {value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -17,6 +17,7 @@ pub mod encode;
 pub mod key;
 pub mod presign;
 pub mod schema;
+pub mod simulate;
 pub mod upload;
 
 pub use batch::{Batch, BatchConfig, BatchError, Batcher, Value};

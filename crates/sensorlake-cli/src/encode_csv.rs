@@ -1,0 +1,184 @@
+//! `sensorlake encode`: a CSV file → one Parquet file, or one file per N rows under a
+//! directory at the object keys the uploader would use.
+//!
+//! The whole CSV is parsed before anything is written, and every file is written to a
+//! temporary name, synced, then renamed: an error leaves nothing half-written.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sensorlake::batch::{Batch, BatchConfig, Batcher};
+use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata};
+use sensorlake::key::{DeviceId, KeyTemplate};
+use sensorlake::schema::{ChannelType, Schema};
+
+use crate::fsutil::write_atomically;
+
+/// Where `encode` writes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// All rows in one file.
+    File(PathBuf),
+    /// One file per `rows_per_file` rows, at `dir/<object key>`.
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Rows per file (files are also cut at UTC hour boundaries).
+        rows_per_file: usize,
+    },
+}
+
+/// What `encode` does.
+#[derive(Debug, Clone)]
+pub struct EncodeJob {
+    /// The CSV input.
+    pub input: PathBuf,
+    /// Where to write.
+    pub output: Output,
+    /// Device id written into the files and keys.
+    pub device_id: DeviceId,
+    /// Key layout and prefix.
+    pub template: KeyTemplate,
+    /// Codec, encodings, statistics.
+    pub options: EncodeOptions,
+    /// Channel type overrides (`--types name=i32`).
+    pub types: Vec<(String, ChannelType)>,
+    /// For the OpenSensor preset: rename the timestamp column and add `station_id`.
+    pub schema_preset: SchemaPreset,
+}
+
+/// Column naming conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaPreset {
+    /// `ts` in microseconds.
+    Default,
+    /// `timestamp` in milliseconds plus a `station_id` string column (OpenSensor.Space).
+    OpenSensor,
+}
+
+impl SchemaPreset {
+    /// Applies the preset's column conventions to `schema`.
+    pub fn apply(self, mut schema: Schema) -> Schema {
+        if self == Self::OpenSensor {
+            schema.ts_column = "timestamp".into();
+            schema.ts_unit = sensorlake::schema::TimeUnit::Millis;
+            schema.device_column = Some("station_id".into());
+        }
+        schema
+    }
+}
+
+/// One file written.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    /// Where.
+    pub path: PathBuf,
+    /// Rows in it.
+    pub rows: usize,
+    /// Bytes.
+    pub bytes: usize,
+}
+
+/// Parses `name=type,name=type`.
+pub fn parse_types(text: &str) -> Result<Vec<(String, ChannelType)>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|pair| {
+            let (name, ty) = pair
+                .split_once('=')
+                .with_context(|| format!("--types entry {pair:?} is not name=type"))?;
+            Ok((name.trim().to_string(), ChannelType::parse(ty.trim())?))
+        })
+        .collect()
+}
+
+/// Runs the job; returns the files written.
+pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
+    let source = job.input.display().to_string();
+    let text =
+        std::fs::read_to_string(&job.input).with_context(|| format!("cannot read {source}"))?;
+    let schema =
+        sensorlake::csv::infer_schema(&text, &job.types).map_err(|e| e.in_source(&source))?;
+    for (name, _) in &job.types {
+        if schema.channel_index(name).is_none() {
+            bail!("--types names {name:?}, which is not a column of {source}");
+        }
+    }
+    let schema = Arc::new(
+        job.schema_preset
+            .apply(schema)
+            .validated()
+            .with_context(|| format!("{source}: bad header"))?,
+    );
+    let rows = sensorlake::csv::read_rows(&text, &schema).map_err(|e| e.in_source(&source))?;
+    if rows.is_empty() {
+        bail!("{source}: no data rows after the header");
+    }
+    let batches = match &job.output {
+        Output::File(_) => {
+            vec![
+                Batch::from_rows(schema.clone(), rows.iter().map(|(t, v)| (*t, v.as_slice())))
+                    .map_err(|e| anyhow::anyhow!("{source}: {e}"))?,
+            ]
+        }
+        Output::Dir { rows_per_file, .. } => batch_rows(&schema, &rows, *rows_per_file, &source)?,
+    };
+    let mut encoder = Encoder::new(schema, job.options)?;
+    let mut written = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let key = job.template.render(&job.device_id, batch)?;
+        let meta = FileMetadata {
+            device_id: &job.device_id,
+            object_key: &key,
+        };
+        let bytes = encoder.encode_to_vec(batch, &meta)?;
+        let path = match &job.output {
+            Output::File(path) => path.clone(),
+            Output::Dir { dir, .. } => dir.join(&key),
+        };
+        write_atomically(&path, &bytes)?;
+        written.push(WrittenFile {
+            path,
+            rows: batch.len(),
+            bytes: bytes.len(),
+        });
+    }
+    Ok(written)
+}
+
+fn batch_rows(
+    schema: &Arc<Schema>,
+    rows: &[(i64, Vec<sensorlake::Value>)],
+    rows_per_file: usize,
+    source: &str,
+) -> Result<Vec<Batch>> {
+    let config = BatchConfig {
+        max_rows: rows_per_file,
+        max_age: None,
+        window: None,
+        max_pending: usize::MAX,
+    };
+    let mut batcher = Batcher::new(schema.clone(), config)?;
+    let mut batches = Vec::new();
+    for (i, (ts, values)) in rows.iter().enumerate() {
+        batcher
+            .push(*ts, values)
+            .map_err(|e| anyhow::anyhow!("{source}: data row {}: {e}", i + 1))?;
+        batches.extend(std::iter::from_fn(|| batcher.pop_ready()));
+    }
+    batcher.flush();
+    batches.extend(std::iter::from_fn(|| batcher.pop_ready()));
+    Ok(batches)
+}
+
+/// Checks that `path` is usable as an output directory.
+pub fn check_output_dir(path: &Path) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        bail!(
+            "--output-dir {} exists and is not a directory",
+            path.display()
+        );
+    }
+    Ok(())
+}
