@@ -96,16 +96,16 @@ fn logical_text(t: &LogicalType) -> String {
     }
 }
 
-fn timestamp_text(raw: &String, unit: &TimeUnit) -> String {
+fn timestamp_text(raw: &str, unit: &TimeUnit) -> String {
     let Ok(v) = raw.parse::<i64>() else {
-        return raw.clone();
+        return raw.to_string();
     };
     let ts = match unit {
         TimeUnit::MILLIS => jiff::Timestamp::from_millisecond(v),
         TimeUnit::MICROS => jiff::Timestamp::from_microsecond(v),
         _ => jiff::Timestamp::from_nanosecond(v.into()),
     };
-    ts.map_or_else(|_| raw.clone(), |t| t.to_string())
+    ts.map_or_else(|_| raw.to_string(), |t| t.to_string())
 }
 
 /// Reads `path` and describes it.
@@ -199,8 +199,8 @@ pub fn render_text(report: &FileReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  {:<16} {:<10} {:<22} {:<8} {:<28} {:>8} {:>8}  {}",
-        "column", "type", "logical", "codec", "encodings", "bytes", "raw", "min .. max (nulls)"
+        "  {:<16} {:<10} {:<22} {:<8} {:<28} {:>8} {:>8}  min .. max (nulls)",
+        "column", "type", "logical", "codec", "encodings", "bytes", "raw"
     );
     for c in &report.columns {
         let stats = match (&c.min, &c.max) {
