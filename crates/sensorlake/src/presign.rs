@@ -261,6 +261,16 @@ impl Signer {
         self.expiry
     }
 
+    /// The rusty-s3 bucket, for signing other actions (host tools list and read back).
+    pub fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
+
+    /// The rusty-s3 credentials, for signing other actions.
+    pub fn rusty_credentials(&self) -> &rusty_s3::Credentials {
+        &self.credentials
+    }
+
     /// A PUT URL signed as of `at` (deterministic: same inputs, same URL).
     pub fn presign_put(
         &self,

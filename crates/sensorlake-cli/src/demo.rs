@@ -1,0 +1,597 @@
+//! `sensorlake demo`: simulated devices upload Parquet through presigned PUTs to the
+//! embedded SigV4-checking S3 server; then everything is read back through the S3 API
+//! and every generated row must be there exactly once with equal values.
+
+use std::collections::hash_map::RandomState;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use sensorlake::batch::{Batch, BatchConfig, Batcher, Value};
+use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata, META_DEVICE_ID, META_OBJECT_KEY};
+use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer, md5_hex};
+use sensorlake::schema::Schema;
+use sensorlake::simulate::{Profile, Simulator};
+use sensorlake::upload::{Outcome, classify, put_presigned};
+
+use crate::encode_csv::SchemaPreset;
+use crate::http::{HostConnection, HttpConfig};
+use crate::s3client;
+use crate::s3server::{S3Server, ServerConfig};
+
+/// The bucket the demo writes to.
+pub const BUCKET: &str = "lake";
+/// The key prefix of the demo's objects.
+pub const PREFIX: &str = "raw";
+
+/// What the demo simulates and how it writes.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Number of simulated devices.
+    pub devices: usize,
+    /// Simulated time per device.
+    pub duration: Duration,
+    /// Sensor profile.
+    pub profile: Profile,
+    /// Server data directory (kept); `None` = a fresh temporary directory, kept and printed.
+    pub dir: Option<PathBuf>,
+    /// Empty a non-empty `dir` first.
+    pub clean: bool,
+    /// Codec, encodings, statistics.
+    pub options: EncodeOptions,
+    /// Key layout (and, for `opensensor`, its column conventions and 15-min windows).
+    pub layout: Layout,
+    /// Seed of the simulated signals.
+    pub seed: u64,
+}
+
+/// What the demo did and found.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// The server's data directory.
+    pub dir: PathBuf,
+    /// Files uploaded.
+    pub files: usize,
+    /// Rows generated.
+    pub rows: usize,
+    /// Parquet bytes uploaded.
+    pub bytes: u64,
+    /// Bytes of the same rows in raw binary form (8-byte timestamp + channel widths).
+    pub raw_bytes: u64,
+    /// Bytes of the same rows as CSV text (RFC 3339 timestamps).
+    pub csv_bytes: u64,
+    /// Wall time of the upload phase.
+    pub upload_time: Duration,
+    /// Rows read back through the S3 API.
+    pub rows_read: usize,
+    /// Generated rows not found in the bucket.
+    pub missing: usize,
+    /// Rows found more than once.
+    pub duplicated: usize,
+    /// Rows found with other values.
+    pub changed: usize,
+    /// Objects whose content did not match their key or device.
+    pub bad_objects: Vec<String>,
+    /// A query to paste into DuckDB.
+    pub duckdb_query: String,
+}
+
+impl DemoReport {
+    /// Whether every row arrived exactly once with equal values.
+    pub fn verified(&self) -> bool {
+        self.missing == 0
+            && self.duplicated == 0
+            && self.changed == 0
+            && self.bad_objects.is_empty()
+            && self.rows_read == self.rows
+    }
+}
+
+/// A random-enough secret for a throwaway local server (std's per-process SipHash keys).
+fn random_hex(chars: usize) -> String {
+    let mut out = String::with_capacity(chars);
+    while out.len() < chars {
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        let _ = write!(out, "{:016X}", h.finish());
+    }
+    out.truncate(chars);
+    out
+}
+
+/// A row's values as a 64-bit fingerprint (FNV-1a over tagged value bits).
+fn fingerprint(values: &[Value]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for v in values {
+        match v {
+            Value::Null => feed(&[0]),
+            Value::F32(f) => {
+                feed(&[1]);
+                feed(&f.to_bits().to_le_bytes());
+            }
+            Value::Int(i) => {
+                feed(&[2]);
+                feed(&i.to_le_bytes());
+            }
+        }
+    }
+    h
+}
+
+fn csv_line_len(ts_us: i64, values: &[Value], buf: &mut String) -> usize {
+    buf.clear();
+    let ts = jiff::Timestamp::from_microsecond(ts_us).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let _ = write!(buf, "{ts:.6}");
+    for v in values {
+        buf.push(',');
+        match v {
+            Value::Null => {}
+            Value::F32(f) => {
+                let _ = write!(buf, "{f}");
+            }
+            Value::Int(i) => {
+                let _ = write!(buf, "{i}");
+            }
+        }
+    }
+    buf.len() + 1
+}
+
+fn prepare_dir(config: &DemoConfig) -> Result<PathBuf> {
+    match &config.dir {
+        Some(dir) => {
+            let non_empty = dir.exists()
+                && std::fs::read_dir(dir)
+                    .with_context(|| format!("cannot read {}", dir.display()))?
+                    .next()
+                    .is_some();
+            if non_empty {
+                if !config.clean {
+                    bail!(
+                        "--dir {} is not empty; pass --clean to empty it first",
+                        dir.display()
+                    );
+                }
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("cannot empty {}", dir.display()))?;
+            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Ok(dir.canonicalize()?)
+        }
+        None => Ok(tempfile::Builder::new()
+            .prefix("sensorlake-demo-")
+            .tempdir()?
+            .keep()),
+    }
+}
+
+/// Per-device results of the upload phase.
+struct DeviceRun {
+    id: DeviceId,
+    expected: Vec<(i64, u64)>,
+    files: usize,
+    bytes: u64,
+    csv_bytes: u64,
+}
+
+/// Everything a simulated device needs.
+struct DeviceSetup<'a> {
+    id: DeviceId,
+    sim: Simulator,
+    schema: Arc<Schema>,
+    rows: u64,
+    batch: BatchConfig,
+    template: &'a KeyTemplate,
+    options: EncodeOptions,
+    signer: &'a Signer,
+    progress: &'a ProgressBar,
+}
+
+fn upload_file(conn: &mut HostConnection, signer: &Signer, key: &str, body: &[u8]) -> Result<()> {
+    let md5 = md5_hex(body);
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..6 {
+        let put = signer.presign_put(&PutRequest::for_body(key, body), SystemTime::now())?;
+        let reason = match put_presigned(conn, &put, body) {
+            Ok(response) => match classify(&response, &md5) {
+                Outcome::Stored | Outcome::AlreadyStored => return Ok(()),
+                Outcome::Retry(reason) => reason,
+                other => bail!("upload of {key} failed: {other:?}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(key, %reason, "upload failed, retrying");
+        std::thread::sleep(delay);
+        delay *= 2;
+    }
+    bail!("upload of {key} kept failing")
+}
+
+fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
+    let mut conn = HostConnection::new(HttpConfig::default())?;
+    let mut batcher = Batcher::new(setup.schema.clone(), setup.batch.clone())?;
+    let mut encoder = Encoder::new(setup.schema.clone(), setup.options)?;
+    let unit = setup.schema.ts_unit.micros();
+    let mut run = DeviceRun {
+        id: setup.id.clone(),
+        expected: Vec::with_capacity(setup.rows as usize),
+        files: 0,
+        bytes: 0,
+        csv_bytes: 0,
+    };
+    let mut values = Vec::new();
+    let mut line = String::new();
+    let mut ship = |batch: Batch, run: &mut DeviceRun| -> Result<()> {
+        let key = setup.template.render(&setup.id, &batch)?;
+        let meta = FileMetadata {
+            device_id: &setup.id,
+            object_key: &key,
+        };
+        let bytes = encoder.encode_to_vec(&batch, &meta)?;
+        upload_file(&mut conn, setup.signer, &key, &bytes)?;
+        run.files += 1;
+        run.bytes += bytes.len() as u64;
+        setup.progress.inc(batch.len() as u64);
+        Ok(())
+    };
+    for index in 0..setup.rows {
+        let ts = setup.sim.row(index, &mut values);
+        batcher.push(ts, &values)?;
+        run.expected.push((ts - ts.rem_euclid(unit), fingerprint(&values)));
+        run.csv_bytes += csv_line_len(ts, &values, &mut line) as u64;
+        while let Some(batch) = batcher.pop_ready() {
+            ship(batch, &mut run)?;
+        }
+    }
+    batcher.flush();
+    while let Some(batch) = batcher.pop_ready() {
+        ship(batch, &mut run)?;
+    }
+    Ok(run)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} uploading [{bar:40}] {pos}/{len} rows ({per_sec}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Runs the demo.
+pub fn run(config: &DemoConfig) -> Result<DemoReport> {
+    if config.devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    let dir = prepare_dir(config)?;
+    let access_key = format!("SLDEMO{}", random_hex(14));
+    let secret_key = random_hex(40);
+    let server = S3Server::start(ServerConfig {
+        dir: dir.clone(),
+        addr: "127.0.0.1:0".parse()?,
+        access_key: access_key.clone(),
+        secret_key: secret_key.clone(),
+        create_buckets: vec![BUCKET.to_string()],
+    })?;
+    let target = S3Target {
+        endpoint: server.endpoint(),
+        bucket: BUCKET.to_string(),
+        region: "us-east-1".to_string(),
+        path_style: true,
+    };
+    let signer = Signer::new(
+        &target,
+        &Credentials::new(&access_key, &secret_key),
+        sensorlake::presign::DEFAULT_EXPIRY,
+    )?;
+    let template = KeyTemplate::new(config.layout, PREFIX)?;
+    let preset = match config.layout {
+        Layout::Hive => SchemaPreset::Default,
+        Layout::OpenSensor => SchemaPreset::OpenSensor,
+    };
+    let schema = Arc::new(preset.apply(Simulator::schema_for(config.profile)).validated()?);
+    let batch = match config.layout {
+        Layout::Hive => BatchConfig::default(),
+        Layout::OpenSensor => BatchConfig {
+            max_rows: 100_000,
+            max_age: None,
+            window: Some(Duration::from_secs(15 * 60)),
+            ..BatchConfig::default()
+        },
+    };
+    let interval = config.profile.interval_us();
+    let rows_per_device = (config.duration.as_micros() as i64 / interval).max(1) as u64;
+    let now_us = jiff::Timestamp::now().as_microsecond();
+    let start_us = now_us - now_us.rem_euclid(3_600_000_000) - config.duration.as_micros() as i64;
+    let total = rows_per_device * config.devices as u64;
+    let progress = progress_bar(total);
+
+    let started = Instant::now();
+    let runs: Vec<DeviceRun> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=config.devices)
+            .map(|n| {
+                let id = DeviceId::new(&format!("{}-{n:02}", config.profile.name()))?;
+                let setup = DeviceSetup {
+                    sim: Simulator::new(config.profile, id.as_str(), config.seed, start_us),
+                    id,
+                    schema: schema.clone(),
+                    rows: rows_per_device,
+                    batch: batch.clone(),
+                    template: &template,
+                    options: config.options,
+                    signer: &signer,
+                    progress: &progress,
+                };
+                Ok(scope.spawn(move || run_device(setup)))
+            })
+            .collect::<Result<_>>()?;
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a device thread panicked"))?)
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let upload_time = started.elapsed();
+    progress.finish_and_clear();
+
+    let mut report = DemoReport {
+        dir: dir.clone(),
+        files: runs.iter().map(|r| r.files).sum(),
+        rows: runs.iter().map(|r| r.expected.len()).sum(),
+        bytes: runs.iter().map(|r| r.bytes).sum(),
+        raw_bytes: total * schema.raw_row_bytes() as u64,
+        csv_bytes: runs.iter().map(|r| r.csv_bytes).sum(),
+        upload_time,
+        rows_read: 0,
+        missing: 0,
+        duplicated: 0,
+        changed: 0,
+        bad_objects: Vec::new(),
+        duckdb_query: duckdb_query(&dir, config.layout),
+    };
+    verify(&signer, &template, runs, &mut report)?;
+    drop(server);
+    Ok(report)
+}
+
+fn verify(
+    signer: &Signer,
+    template: &KeyTemplate,
+    runs: Vec<DeviceRun>,
+    report: &mut DemoReport,
+) -> Result<()> {
+    let mut conn = HostConnection::new(HttpConfig::default())?;
+    let objects = s3client::list_objects(&mut conn, signer, template.prefix(), SystemTime::now)?;
+    let mut found: std::collections::HashMap<String, Vec<(i64, u64)>> = Default::default();
+    for object in &objects {
+        let body = s3client::get_object(&mut conn, signer, &object.key, SystemTime::now())?;
+        let decoded = match sensorlake::decode::decode(Bytes::from(body)) {
+            Ok(d) => d,
+            Err(e) => {
+                report.bad_objects.push(format!("{}: {e}", object.key));
+                continue;
+            }
+        };
+        let device = decoded.meta(META_DEVICE_ID).unwrap_or_default().to_string();
+        let Ok(device_id) = DeviceId::new(&device) else {
+            report.bad_objects.push(format!("{}: bad device id {device:?}", object.key));
+            continue;
+        };
+        let rendered = template.render(&device_id, &decoded.batch);
+        let in_file = decoded.meta(META_OBJECT_KEY);
+        if rendered.as_deref().ok() != Some(object.key.as_str()) || in_file != Some(&object.key) {
+            report.bad_objects.push(format!(
+                "{}: content belongs at {rendered:?} (file says {in_file:?})",
+                object.key
+            ));
+        }
+        let rows = found.entry(device).or_default();
+        decoded
+            .batch
+            .for_each_row(|ts, values| rows.push((ts, fingerprint(values))));
+    }
+    for mut run in runs {
+        let mut actual = found.remove(run.id.as_str()).unwrap_or_default();
+        report.rows_read += actual.len();
+        run.expected.sort_unstable();
+        actual.sort_unstable();
+        let (missing, duplicated, changed) = compare(&run.expected, &actual);
+        report.missing += missing;
+        report.duplicated += duplicated;
+        report.changed += changed;
+    }
+    for (device, rows) in found {
+        report.rows_read += rows.len();
+        report
+            .bad_objects
+            .push(format!("{} rows of unknown device {device:?}", rows.len()));
+    }
+    Ok(())
+}
+
+/// Compares sorted (ts, fingerprint) lists: (missing, duplicated, changed).
+fn compare(expected: &[(i64, u64)], actual: &[(i64, u64)]) -> (usize, usize, usize) {
+    let (mut i, mut j) = (0, 0);
+    let (mut missing, mut duplicated, mut changed) = (0, 0, 0);
+    while i < expected.len() || j < actual.len() {
+        match (expected.get(i), actual.get(j)) {
+            (Some(e), Some(a)) if e == a => {
+                i += 1;
+                j += 1;
+                while actual.get(j) == Some(e) {
+                    duplicated += 1;
+                    j += 1;
+                }
+            }
+            (Some(e), Some(a)) if e.0 == a.0 => {
+                changed += 1;
+                i += 1;
+                j += 1;
+            }
+            (Some(e), Some(a)) if e < a => {
+                missing += 1;
+                i += 1;
+            }
+            (Some(_), None) => {
+                missing += 1;
+                i += 1;
+            }
+            _ => {
+                duplicated += 1;
+                j += 1;
+            }
+        }
+    }
+    (missing, duplicated, changed)
+}
+
+fn duckdb_query(dir: &Path, layout: Layout) -> String {
+    let glob = format!("{}/{BUCKET}/{PREFIX}/**/*.parquet", dir.display());
+    match layout {
+        Layout::Hive => format!(
+            "SELECT device_id, count(*) AS rows, min(ts) AS first, max(ts) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY device_id ORDER BY device_id;"
+        ),
+        Layout::OpenSensor => format!(
+            "SELECT station, count(*) AS rows, min(timestamp) AS first, max(timestamp) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY station ORDER BY station;"
+        ),
+    }
+}
+
+/// The summary printed at the end of a demo.
+pub fn render_summary(config: &DemoConfig, report: &DemoReport) -> String {
+    let mut out = String::new();
+    let rows = report.rows.max(1) as f64;
+    let secs = report.upload_time.as_secs_f64().max(1e-9);
+    let raw_per_row = report.raw_bytes as f64 / rows;
+    let _ = writeln!(
+        out,
+        "sensorlake demo: {} device(s) x {} of simulated {} data ({} layout, {} codec)",
+        config.devices,
+        humantime_duration(config.duration),
+        config.profile.name(),
+        config.layout.name(),
+        config.options.codec.name()
+    );
+    let _ = writeln!(
+        out,
+        "  uploaded  {} files, {} rows, {} bytes = {:.1} bytes/row, in {:.2} s ({:.0} rows/s, {:.1} files/s)",
+        report.files,
+        report.rows,
+        report.bytes,
+        report.bytes as f64 / rows,
+        secs,
+        report.rows as f64 / secs,
+        report.files as f64 / secs
+    );
+    let _ = writeln!(
+        out,
+        "  size      {:.2}x raw ({raw_per_row:.0} bytes/row), {:.2}x CSV ({:.1} bytes/row)",
+        report.bytes as f64 / report.raw_bytes.max(1) as f64,
+        report.bytes as f64 / report.csv_bytes.max(1) as f64,
+        report.csv_bytes as f64 / rows
+    );
+    let _ = writeln!(
+        out,
+        "  verified  {} of {} rows read back via ListObjectsV2 + GetObject: {} missing, {} duplicated, {} changed{}",
+        report.rows_read,
+        report.rows,
+        report.missing,
+        report.duplicated,
+        report.changed,
+        if report.verified() { " - OK" } else { " - MISMATCH" }
+    );
+    for bad in &report.bad_objects {
+        let _ = writeln!(out, "  bad object: {bad}");
+    }
+    let _ = writeln!(
+        out,
+        "  data      {} (objects at <dir>/{BUCKET}/<key>)",
+        report.dir.display()
+    );
+    let _ = writeln!(out, "query it with DuckDB:\n  {}", report.duckdb_query);
+    out
+}
+
+fn humantime_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (h, 0, 0) if h > 0 => format!("{h}h"),
+        (0, m, 0) if m > 0 => format!("{m}min"),
+        (0, 0, s) => format!("{s}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+/// Parses `6h`, `90min`, `30m`, `45s`, `1h30m` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("duration {text:?}: use e.g. 6h, 90min, 30s, 1h30m");
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = rest.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    while !rest.is_empty() {
+        number.clear();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        number.push_str(&rest[..digits]);
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let factor = match &rest[..unit_len] {
+            "h" => 3600,
+            "m" | "min" => 60,
+            "s" => 1,
+            "ms" => {
+                rest = &rest[unit_len..];
+                total = total.saturating_add(number.parse::<u64>().map_err(|_| bad())? / 1000);
+                continue;
+            }
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = total.saturating_add(number.parse::<u64>().map_err(|_| bad())?.saturating_mul(factor));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_counts_missing_duplicated_changed() {
+        let e = [(1, 10), (2, 20), (3, 30), (4, 40)];
+        let a = [(1, 10), (1, 10), (2, 21), (4, 40), (5, 50)];
+        assert_eq!(compare(&e, &a), (1, 2, 1));
+        assert_eq!(compare(&e, &e), (0, 0, 0));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
