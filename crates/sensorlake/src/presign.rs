@@ -86,6 +86,11 @@ impl Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutRequest {
     /// Object key.
+    ///
+    /// It must not have `.` or `..` segments (`raw/../x`): the URL is built with the
+    /// `url` crate, which removes them, so it would address (and sign) another key,
+    /// where S3 and botocore keep them literally. The keys of [`crate::key`] never
+    /// have them; tests/presign_fixtures.rs pins this difference.
     pub key: String,
     /// Base64 MD5 of the body, signed as `Content-MD5`.
     pub content_md5: Option<String>,
