@@ -87,10 +87,10 @@ impl Credentials {
 pub struct PutRequest {
     /// Object key.
     ///
-    /// It must not have `.` or `..` segments (`raw/../x`): the URL is built with the
-    /// `url` crate, which removes them, so it would address (and sign) another key,
-    /// where S3 and botocore keep them literally. The keys of [`crate::key`] never
-    /// have them; tests/presign_fixtures.rs pins this difference.
+    /// Keys with `.` or `..` segments (`raw/../x`) are refused ([`PresignError::BadKey`]):
+    /// the URL is built with the `url` crate, which removes such segments, so it would
+    /// address (and sign) another key, where S3 keeps them literally. The keys of
+    /// [`crate::key`] never have them; tests/presign_fixtures.rs pins this.
     pub key: String,
     /// Base64 MD5 of the body, signed as `Content-MD5`.
     pub content_md5: Option<String>,
@@ -156,6 +156,8 @@ pub enum PresignError {
     BadTime,
     /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` are not set.
     MissingCredentials,
+    /// The object key is empty, longer than 1024 bytes, or has a `.`/`..` segment.
+    BadKey(String),
 }
 
 impl fmt::Display for PresignError {
@@ -168,6 +170,10 @@ impl fmt::Display for PresignError {
             ),
             Self::BadExpiry(d) => write!(f, "URL expiry {d:?} is outside 1 s ..= 7 days"),
             Self::BadTime => write!(f, "signing time is not representable"),
+            Self::BadKey(key) => write!(
+                f,
+                "object key {key:?} cannot be signed: it must be 1-1024 bytes without '.' or '..' segments"
+            ),
             Self::MissingCredentials => write!(
                 f,
                 "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
@@ -282,6 +288,7 @@ impl Signer {
         request: &PutRequest,
         at: SystemTime,
     ) -> Result<PresignedPut, PresignError> {
+        check_key(&request.key)?;
         let time = to_timestamp(at)?;
         let mut action = self
             .bucket
@@ -310,10 +317,21 @@ impl Signer {
 
     /// A GET URL for `key` signed as of `at`.
     pub fn presign_get(&self, key: &str, at: SystemTime) -> Result<String, PresignError> {
+        check_key(key)?;
         let time = to_timestamp(at)?;
         let action = self.bucket.get_object(Some(&self.credentials), key);
         Ok(action.sign_with_time(self.expiry, &time).to_string())
     }
+}
+
+/// Refuses keys a URL cannot carry unchanged: empty, over 1024 bytes (S3's limit), or
+/// with `.`/`..` segments (URL parsing would remove them).
+fn check_key(key: &str) -> Result<(), PresignError> {
+    let dot_segment = key.split('/').any(|s| s == "." || s == "..");
+    if key.is_empty() || key.len() > 1024 || dot_segment {
+        return Err(PresignError::BadKey(key.to_string()));
+    }
+    Ok(())
 }
 
 fn to_timestamp(at: SystemTime) -> Result<jiff::Timestamp, PresignError> {
