@@ -1,1 +1,5 @@
-//! host
+//! Host-only modules of the `sensorlake` command: the embedded S3-compatible
+//! server and the blocking HTTP(S) client that runs the device's upload code
+//! on a host.
+
+pub mod s3server;
