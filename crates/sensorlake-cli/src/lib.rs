@@ -2,4 +2,5 @@
 //! server and the blocking HTTP(S) client that runs the device's upload code
 //! on a host.
 
+pub mod http;
 pub mod s3server;
