@@ -9,8 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use sensorlake::encode::{Codec, EncodeOptions, FloatEncoding, IntEncoding, Statistics};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer};
+use sensorlake::simulate::Profile;
+use sensorlake_cli::demo::DemoConfig;
 use sensorlake_cli::encode_csv::{self, EncodeJob, Output, SchemaPreset};
 use sensorlake_cli::inspect;
+use sensorlake_cli::s3server::{ServerConfig, serve_until_signal};
 
 /// Sensor readings to query-ready Parquet in an S3 data lake.
 #[derive(Debug, Parser)]
@@ -22,6 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Simulate devices, upload their Parquet files through presigned PUTs to an embedded
+    /// SigV4-checking S3 server, read everything back through the S3 API and verify it.
+    Demo(DemoArgs),
+    /// Run the embedded S3-compatible server (SigV4 auth on) over a directory; each
+    /// sub-directory is a bucket.
+    Serve(ServeArgs),
     /// Encode a CSV file (header `timestamp,<channel>,...`) as Parquet.
     Encode(EncodeArgs),
     /// Describe Parquet files: schema, rows, codec, encodings, sizes, statistics, metadata.
@@ -86,6 +95,57 @@ fn parse_layout(s: &str) -> Result<Layout, String> {
 }
 fn parse_device_id(s: &str) -> Result<DeviceId, String> {
     DeviceId::new(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Number of simulated devices.
+    #[arg(long, default_value_t = 3)]
+    devices: usize,
+    /// Simulated time per device (e.g. 6h, 90min, 30s); runs much faster than real time.
+    #[arg(long, default_value = "6h", value_parser = sensorlake_cli::demo::parse_duration)]
+    duration: Duration,
+    /// enviro (environmental station every 5 s) or imu (14 channels at 64 Hz).
+    #[arg(long, default_value = "enviro", value_parser = parse_profile)]
+    profile: Profile,
+    /// The server's data directory (objects at DIR/<bucket>/<key>), kept after the run.
+    /// Without it a fresh directory is created and printed.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Empty a non-empty --dir first.
+    #[arg(long)]
+    clean: bool,
+    /// Key layout and column conventions: hive (default) or opensensor.
+    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    layout: Layout,
+    /// Seed of the simulated signals.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    encoding: EncodingArgs,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data directory; each sub-directory is a bucket.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    addr: std::net::SocketAddr,
+    /// Create this bucket (a sub-directory) if missing; repeatable.
+    #[arg(long = "create-bucket")]
+    create_buckets: Vec<String>,
+    /// Access key clients must sign with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key: String,
+    /// Secret key clients must sign with.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s)
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +225,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo(args),
+        Command::Serve(args) => {
+            std::fs::create_dir_all(&args.dir)
+                .with_context(|| format!("cannot create {}", args.dir.display()))?;
+            let mut config = ServerConfig::new(&args.dir, args.access_key, args.secret_key);
+            config.addr = args.addr;
+            config.create_buckets = args.create_buckets;
+            eprintln!(
+                "serving {} at http://{} (SigV4 auth on; Ctrl-C stops)",
+                args.dir.display(),
+                args.addr
+            );
+            serve_until_signal(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Encode(args) => encode(args),
         Command::Inspect { files, json } => {
             let mut reports = Vec::new();
@@ -182,6 +257,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Presign(args) => presign(args),
     }
+}
+
+fn demo(args: DemoArgs) -> Result<ExitCode> {
+    let config = DemoConfig {
+        devices: args.devices,
+        duration: args.duration,
+        profile: args.profile,
+        dir: args.dir,
+        clean: args.clean,
+        options: args.encoding.options(),
+        layout: args.layout,
+        seed: args.seed,
+    };
+    let report = sensorlake_cli::demo::run(&config)?;
+    print!("{}", sensorlake_cli::demo::render_summary(&config, &report));
+    Ok(if report.verified() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn encode(args: EncodeArgs) -> Result<ExitCode> {

@@ -226,6 +226,59 @@ impl KeyTemplate {
     }
 }
 
+impl KeyTemplate {
+    /// Checks that `key` is where `batch` of `device` belongs. For the Hive layout that
+    /// is exactly [`KeyTemplate::render`]; for the OpenSensor layout (whose plain names
+    /// depend on how the batch was cut) the partitions must be the batch's, a hashed
+    /// name must carry the batch's hash, and the window end must follow every row by at
+    /// most one hour.
+    pub fn check(&self, key: &str, device: &DeviceId, batch: &Batch) -> Result<(), String> {
+        let rendered = self.render(device, batch).map_err(|e| e.to_string())?;
+        if self.layout == Layout::Hive || rendered == key {
+            return if rendered == key {
+                Ok(())
+            } else {
+                Err(format!("expected key {rendered:?}"))
+            };
+        }
+        let dir_len = rendered.rfind('/').map_or(0, |i| i + 1);
+        let (dir, name) = key.split_at(key.rfind('/').map_or(0, |i| i + 1));
+        if dir != &rendered[..dir_len] {
+            return Err(format!("partitions should be {:?}", &rendered[..dir_len]));
+        }
+        let stem = name
+            .strip_prefix("data_")
+            .and_then(|n| n.strip_suffix(".parquet"))
+            .ok_or_else(|| format!("file name {name:?} is not data_HHMM[_hash8].parquet"))?;
+        let (hhmm, hash) = stem.split_at(stem.len().min(4));
+        if !hash.is_empty() && hash != format!("_{}", hash8(batch)) {
+            return Err(format!(
+                "hash {hash:?} is not the rows' hash {}",
+                hash8(batch)
+            ));
+        }
+        let (h, m) = (hhmm.get(..2), hhmm.get(2..));
+        let minutes = match (
+            h.and_then(|h| h.parse::<i64>().ok()),
+            m.and_then(|m| m.parse::<i64>().ok()),
+        ) {
+            (Some(h), Some(m)) if h < 24 && m < 60 => h * 60 + m,
+            _ => return Err(format!("{hhmm:?} is not HHMM")),
+        };
+        let first = batch.first_ts_us().ok_or("empty batch")?;
+        let day_start = first - first.rem_euclid(86_400_000_000);
+        let mut end = day_start + minutes * 60_000_000;
+        if end <= first {
+            end += 86_400_000_000; // data_0000 closes the day's last window
+        }
+        let last = batch.timestamps().iter().copied().max().unwrap_or(first);
+        if last >= end || end - first > 3_600_000_000 {
+            return Err(format!("window end {hhmm} does not follow the rows"));
+        }
+        Ok(())
+    }
+}
+
 fn feed_schema(hasher: &mut Sha256, schema: &Schema) {
     hasher.update(b"sensorlake-rows-v1\n");
     for channel in &schema.channels {
@@ -421,5 +474,28 @@ mod tests {
             template.render(&id, &second).unwrap(),
             "station=st-7/year=2024/month=03/day=01/data_0830.parquet"
         );
+        // Read back from a file, the cut is unknown: check() accepts the key's shape.
+        let key = template.render(&id, &second).unwrap();
+        let copy = Batch::from_rows(
+            second.schema().clone(),
+            {
+                let mut rows = Vec::new();
+                second.for_each_row(|t, v| rows.push((t, v.to_vec())));
+                rows
+            }
+            .iter()
+            .map(|(t, v)| (*t, v.as_slice())),
+        )
+        .unwrap();
+        assert_eq!(template.check(&key, &id, &copy), Ok(()));
+        let wrong_hash = format!(
+            "station=st-7/year=2024/month=03/day=01/data_0830_{}.parquet",
+            hash8(&first)
+        );
+        assert!(template.check(&wrong_hash, &id, &copy).is_err());
+        let too_early = "station=st-7/year=2024/month=03/day=01/data_0815.parquet";
+        assert!(template.check(too_early, &id, &copy).is_err());
+        let other_day = "station=st-7/year=2024/month=03/day=02/data_0830.parquet";
+        assert!(template.check(other_day, &id, &copy).is_err());
     }
 }

@@ -1,0 +1,417 @@
+//! An embedded, real S3-compatible server: [`s3s`] with the [`s3s_fs`]
+//! file-system backend, SigV4 authentication on, in-process.
+//!
+//! It serves a directory: every sub-directory of [`ServerConfig::dir`] is a
+//! bucket and an object `key` of bucket `b` is the file `DIR/b/key` (s3s-fs
+//! keeps its metadata in hidden `.bucket-*` files directly under `DIR`).
+//! Requests are path-style (`http://127.0.0.1:PORT/bucket/key`).
+//!
+//! Behaviour on top of plain s3s-fs:
+//!
+//! * [`ServerConfig::create_buckets`] are created at start, validated with the
+//!   same rule s3s applies to the bucket of every request
+//!   ([`s3s::path::check_bucket_name`]); existing buckets are kept, like
+//!   CreateBucket would refuse to replace them (s3s-fs answers 409
+//!   `BucketAlreadyExists`).
+//! * Object requests to a bucket that does not exist are answered 404
+//!   `NoSuchBucket`, like S3; plain s3s-fs would silently create the bucket
+//!   directory on PutObject.
+//! * Every request must be signed (SigV4 header or presigned URL) with the one
+//!   configured key pair; unsigned requests are 403 `AccessDenied`.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::SimpleAuth;
+use s3s::path::S3Path;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Result, s3_error};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// How long in-flight requests may take to finish at shutdown.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// Configuration of the embedded S3 server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The directory served; created if missing. Each sub-directory is a bucket.
+    pub dir: PathBuf,
+    /// The address to listen on. Default `127.0.0.1:0` (a free port).
+    pub addr: SocketAddr,
+    /// The access key id of the single credential accepted.
+    pub access_key: String,
+    /// The secret access key of that credential.
+    pub secret_key: String,
+    /// Buckets created at start if missing (S3 naming rules apply).
+    pub create_buckets: Vec<String>,
+}
+
+impl ServerConfig {
+    /// A configuration serving `dir` on `127.0.0.1:0` with one key pair and
+    /// no bucket to create.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            dir: dir.into(),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            create_buckets: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("dir", &self.dir)
+            .field("addr", &self.addr)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("create_buckets", &self.create_buckets)
+            .finish()
+    }
+}
+
+/// Checks a bucket name against the S3 naming rules s3s enforces: 3 to 63
+/// characters of lowercase letters, digits, dots and hyphens, starting and
+/// ending with a letter or digit, no `..`, not an IP address, no `xn--`
+/// prefix.
+///
+/// # Errors
+///
+/// An error saying which rule `name` breaks.
+pub fn validate_bucket_name(name: &str) -> anyhow::Result<()> {
+    let len = name.len();
+    if len < 3 {
+        bail!("invalid bucket name {name:?}: shorter than 3 characters");
+    }
+    if len > 63 {
+        bail!("invalid bucket name {name:?}: longer than 63 characters");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        bail!(
+            "invalid bucket name {name:?}: {c:?} is not allowed (only lowercase letters, digits, '.' and '-')"
+        );
+    }
+    if !s3s::path::check_bucket_name(name) {
+        bail!(
+            "invalid bucket name {name:?}: it must start and end with a letter or digit, must not contain \"..\", be an IP address or start with \"xn--\""
+        );
+    }
+    Ok(())
+}
+
+/// Rejects unsigned requests and object requests to missing buckets.
+struct AccessPolicy {
+    root: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl S3Access for AccessPolicy {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        }
+        if let S3Path::Object { bucket, .. } = cx.s3_path() {
+            // The bucket name was validated by s3s: no '/' and no "..".
+            let is_dir = tokio::fs::metadata(self.root.join(&**bucket))
+                .await
+                .is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                return Err(s3_error!(NoSuchBucket));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates the configuration, prepares the directory and buckets, builds
+/// the S3 service and binds the listener.
+fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpListener)> {
+    if config.access_key.is_empty() || config.secret_key.is_empty() {
+        bail!("the S3 server needs a non-empty access key and secret key");
+    }
+    for bucket in &config.create_buckets {
+        validate_bucket_name(bucket)?;
+    }
+    std::fs::create_dir_all(&config.dir)
+        .with_context(|| format!("create the S3 data directory {}", config.dir.display()))?;
+    for bucket in &config.create_buckets {
+        let path = config.dir.join(bucket);
+        if path.exists() && !path.is_dir() {
+            bail!(
+                "cannot create bucket {bucket:?}: {} exists and is not a directory",
+                path.display()
+            );
+        }
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("create bucket directory {}", path.display()))?;
+    }
+    let fs = s3s_fs::FileSystem::new(&config.dir).map_err(|err| {
+        anyhow!(
+            "open the S3 data directory {}: {err:?}",
+            config.dir.display()
+        )
+    })?;
+    let root = config
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolve {}", config.dir.display()))?;
+
+    let mut builder = S3ServiceBuilder::new(fs);
+    builder.set_auth(SimpleAuth::from_single(
+        config.access_key.clone(),
+        config.secret_key.clone(),
+    ));
+    builder.set_access(AccessPolicy { root });
+    let service = builder.build();
+
+    let listener = std::net::TcpListener::bind(config.addr)
+        .with_context(|| format!("listen on {}", config.addr))?;
+    listener
+        .set_nonblocking(true)
+        .context("make the listener non-blocking")?;
+    Ok((service, listener))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sensorlake-s3")
+        .enable_all()
+        .build()
+        .context("start the S3 server's tokio runtime")
+}
+
+/// Accepts connections until `shutdown` completes, then lets in-flight
+/// requests finish for up to [`GRACEFUL_SHUTDOWN`].
+async fn serve(service: S3Service, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(err) => {
+                    tracing::warn!("S3 server: accept failed: {err}");
+                    // Do not spin on persistent errors such as EMFILE.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        // Responses are written as head then body: without TCP_NODELAY, Nagle's
+        // algorithm holds the body until the client's delayed ACK (~40 ms a request).
+        if let Err(err) = socket.set_nodelay(true) {
+            tracing::debug!("S3 server: cannot set TCP_NODELAY: {err}");
+        }
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!("S3 server connection ended with an error: {err}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("S3 server: all connections closed"),
+        () = tokio::time::sleep(GRACEFUL_SHUTDOWN) => {
+            tracing::warn!("S3 server: connections still open after {GRACEFUL_SHUTDOWN:?}, closing them");
+        }
+    }
+}
+
+/// A running embedded S3 server. It runs on its own tokio runtime in
+/// background threads, so blocking code can use it. Stopped by
+/// [`S3Server::shutdown`] or when dropped.
+pub struct S3Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for S3Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Server {
+    /// Starts on its own tokio runtime in background thread(s), so blocking code (tests, the demo) can use it.
+    ///
+    /// Returns once the server listens.
+    ///
+    /// # Errors
+    ///
+    /// An invalid bucket name in [`ServerConfig::create_buckets`], an empty
+    /// key, a directory that cannot be created, or an address that cannot be
+    /// bound.
+    pub fn start(config: ServerConfig) -> anyhow::Result<S3Server> {
+        let (service, listener) = prepare(&config)?;
+        let addr = listener
+            .local_addr()
+            .context("read the listening address")?;
+        let runtime = runtime()?;
+        let listener = {
+            let _guard = runtime.enter();
+            TcpListener::from_std(listener).context("register the listener with tokio")?
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sensorlake-s3-server".to_owned())
+            .spawn(move || {
+                runtime.block_on(serve(service, listener, async {
+                    // A dropped sender also stops the server.
+                    let _ = stopped.await;
+                }));
+                runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
+            })
+            .context("spawn the S3 server thread")?;
+        tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr}");
+        Ok(S3Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on (with the actual port when the
+    /// configured port was 0).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL for clients, `http://IP:PORT` (IPv6 in brackets).
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to 5 s)
+    /// and waits for the server threads to end. Also done on drop.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the S3 server thread panicked");
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Blocking: serve until Ctrl-C / SIGTERM (for `sensorlake serve`).
+///
+/// Logs the endpoint with `tracing` at info level once listening; in-flight
+/// requests get up to 5 s to finish after the signal.
+///
+/// # Errors
+///
+/// The same configuration errors as [`S3Server::start`], or a failure to
+/// install the signal handlers.
+pub fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
+    let (service, listener) = prepare(&config)?;
+    let addr = listener
+        .local_addr()
+        .context("read the listening address")?;
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).context("register the listener with tokio")?;
+        let signal = shutdown_signal()?;
+        tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr} (Ctrl-C to stop)");
+        serve(service, listener, signal).await;
+        tracing::info!("S3 server stopped");
+        anyhow::Ok(())
+    })?;
+    runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
+    Ok(())
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install the SIGTERM handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "sensor-lake", "a.b.c", "0-9", &"a".repeat(63)] {
+            validate_bucket_name(ok).unwrap();
+            assert!(s3s::path::check_bucket_name(ok), "{ok}");
+        }
+        for (bad, why) in [
+            ("ab", "shorter than 3"),
+            ("", "shorter than 3"),
+            (&"a".repeat(64), "longer than 63"),
+            ("Sensor", "'S' is not allowed"),
+            ("a_b", "'_' is not allowed"),
+            ("-abc", "start and end"),
+            ("abc.", "start and end"),
+            ("a..b", "start and end"),
+            ("192.168.1.1", "IP address"),
+            ("xn--abc", "xn--"),
+        ] {
+            let err = validate_bucket_name(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(!s3s::path::check_bucket_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_debug_redacts_the_secret() {
+        let config = ServerConfig::new(
+            "/tmp/x",
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("EXAMPLEKEY"), "{debug}");
+        assert_eq!(config.addr, SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+}
