@@ -19,6 +19,7 @@ pub mod presign;
 pub mod schema;
 pub mod simulate;
 pub mod upload;
+pub mod url_source;
 
 pub use batch::{Batch, BatchConfig, BatchError, Batcher, Value};
 pub use encode::{
