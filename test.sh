@@ -19,7 +19,19 @@ if ! command -v rustup >/dev/null 2>&1; then
 fi
 # Installs the pinned channel with the components and targets listed in the file.
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+# An already-installed toolchain does not get the file's components and targets: add them.
+rustup component add rustfmt clippy rust-src >/dev/null
+rustup target add i686-unknown-linux-gnu >/dev/null
 rustup show active-toolchain
+
+step "Debian packages (gcc-multilib for the 32-bit test run)"
+need_apt=()
+dpkg -s gcc-multilib >/dev/null 2>&1 || need_apt+=(gcc-multilib)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y "${need_apt[@]}" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "${need_apt[@]}"; }
+fi
 
 step "Formatting and lints"
 cargo fmt --all -- --check
@@ -27,6 +39,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "Library tests on a 32-bit target (i686, device feature set)"
+cargo test -p sensorlake --no-default-features --features device --target i686-unknown-linux-gnu --locked
+
+step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
+scripts/esp-proxy-build.sh
 
 echo
 echo "All checks passed."
