@@ -244,24 +244,31 @@ fn header_names(line: &str) -> Result<Vec<String>, CsvError> {
     Ok(cells[1..].to_vec())
 }
 
+/// The header line and the numbered (1-based) non-blank data lines of a CSV text.
+fn split_header(text: &str) -> Result<(&str, impl Iterator<Item = (usize, &str)>), CsvError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l));
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| CsvError::at(1, None, "the input is empty (no header)".to_string()))?;
+    Ok((header, lines))
+}
+
 /// A schema for a whole CSV text: channels named by the header, typed by inference
 /// (a column whose every cell is an integer becomes `i32`, or `i64` when a value does
 /// not fit; anything else `f32`), nullable where a cell is empty. `overrides` sets
 /// types by name.
 pub fn infer_schema(text: &str, overrides: &[(String, ChannelType)]) -> Result<Schema, CsvError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| CsvError::at(1, None, "the input is empty (no header)".to_string()))?;
+    let (header, lines) = split_header(text)?;
     let names = header_names(header)?;
     let mut integer = vec![true; names.len()];
     let mut wide = vec![false; names.len()];
     let mut nullable = vec![false; names.len()];
-    for (i, line) in lines {
-        let cells = split_line(line).map_err(|m| CsvError::at(i + 1, None, m))?;
+    for (line_no, line) in lines {
+        let cells = split_line(line).map_err(|m| CsvError::at(line_no, None, m))?;
         for (j, cell) in cells.iter().skip(1).take(names.len()).enumerate() {
             if cell.is_empty() {
                 nullable[j] = true;
@@ -297,18 +304,12 @@ pub fn infer_schema(text: &str, overrides: &[(String, ChannelType)]) -> Result<S
 
 /// Every row of a CSV text (header first), checked against `schema`'s types.
 pub fn read_rows(text: &str, schema: &Schema) -> Result<Vec<(i64, Vec<Value>)>, CsvError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| CsvError::at(1, None, "the input is empty (no header)".to_string()))?;
+    let (header, lines) = split_header(text)?;
     let header = CsvHeader::parse(header, schema)?;
     let mut rows = Vec::new();
     let mut values = Vec::new();
-    for (i, line) in lines {
-        let ts = header.parse_row(line, i + 1, &mut values)?;
+    for (line_no, line) in lines {
+        let ts = header.parse_row(line, line_no, &mut values)?;
         rows.push((ts, values.clone()));
     }
     Ok(rows)
