@@ -44,6 +44,9 @@ enum Command {
     },
     /// Print a presigned PUT URL (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
     Presign(PresignArgs),
+    /// The presign broker: devices hold a revocable token, not AWS keys, and get URLs
+    /// for exactly the files they declare (serve, add-device, revoke-device, list-devices).
+    Broker(sensorlake_cli::broker::cli::BrokerArgs),
 }
 
 /// Encoding settings shared by commands that write Parquet.
@@ -256,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Presign(args) => presign(args),
+        Command::Broker(args) => sensorlake_cli::broker::cli::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
