@@ -354,7 +354,12 @@ impl fmt::Display for KeyRefusal {
             Self::OtherPrefix { expected } => write!(f, "key must start with {expected:?}/"),
             Self::Malformed(why) => write!(f, "key is not of the layout's form: {why}"),
             Self::OtherDevice { expected, found } => {
-                write!(f, "key belongs to device {found:?}, not to {expected:?}")
+                write!(
+                    f,
+                    "key belongs to device {:?}, not to {:?}",
+                    found.as_str(),
+                    expected.as_str()
+                )
             }
             Self::OutsideWindow { key_time, from, to } => write!(
                 f,
