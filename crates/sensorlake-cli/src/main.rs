@@ -124,6 +124,10 @@ struct DemoArgs {
     /// Seed of the simulated signals.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Devices get their URLs from an in-process presign broker, each holding only a
+    /// token of its own, instead of signing with keys.
+    #[arg(long)]
+    broker: bool,
     #[command(flatten)]
     encoding: EncodingArgs,
 }
@@ -273,6 +277,7 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
         options: args.encoding.options(),
         layout: args.layout,
         seed: args.seed,
+        broker: args.broker,
     };
     let report = sensorlake_cli::demo::run(&config)?;
     print!("{}", sensorlake_cli::demo::render_summary(&config, &report));

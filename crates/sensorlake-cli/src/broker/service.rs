@@ -74,7 +74,7 @@ impl RegistryCache {
             return Ok(devices.clone());
         }
         let devices: Devices = Arc::new(self.registry.load()?);
-        tracing::info!(devices = devices.len(), "device registry loaded");
+        tracing::debug!(devices = devices.len(), "device registry loaded");
         *cached = Some((now, devices.clone()));
         Ok(devices)
     }
