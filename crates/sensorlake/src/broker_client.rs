@@ -73,7 +73,8 @@ impl fmt::Debug for BrokerClient {
     }
 }
 
-fn is_loopback(host: &url::Host<&str>) -> bool {
+/// Whether `host` is a loopback name or address (where plain HTTP cannot be overheard).
+pub(crate) fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),

@@ -128,7 +128,7 @@ impl<P: CredentialsProvider> StsSigner<P> {
         self.current.as_ref().map(|c| c.expires_at)
     }
 
-    /// How many times credentials were fetched.
+    /// How many times credentials were asked for (successfully or not).
     pub fn fetches(&self) -> u64 {
         self.fetches
     }
@@ -136,6 +136,11 @@ impl<P: CredentialsProvider> StsSigner<P> {
     /// The provider.
     pub fn provider(&self) -> &P {
         &self.provider
+    }
+
+    /// The provider, to reconfigure it.
+    pub fn provider_mut(&mut self) -> &mut P {
+        &mut self.provider
     }
 
     fn remaining(&self, now: SystemTime) -> Duration {
@@ -252,9 +257,14 @@ impl IotCredentialsProvider {
         let url: url::Url = endpoint
             .parse()
             .map_err(|_| format!("credentials endpoint {endpoint:?} is not a URL"))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        let https = url.scheme() == "https" && url.host().is_some();
+        let loopback_http = url.scheme() == "http"
+            && url
+                .host()
+                .is_some_and(|h| crate::broker_client::is_loopback(&h));
+        if !(https || loopback_http) {
             return Err(format!(
-                "credentials endpoint {endpoint:?} is not an https:// URL"
+                "credentials endpoint {endpoint:?} is not an https:// URL (plain http:// only to a loopback address)"
             ));
         }
         let alias_ok = (1..=128).contains(&role_alias.len())
@@ -370,5 +380,7 @@ mod tests {
         );
         assert!(IotCredentialsProvider::new("https://x.example", "bad/alias", None).is_err());
         assert!(IotCredentialsProvider::new("ftp://x.example", "alias", None).is_err());
+        assert!(IotCredentialsProvider::new("http://x.example", "alias", None).is_err());
+        assert!(IotCredentialsProvider::new("http://127.0.0.1:8080", "alias", None).is_ok());
     }
 }
