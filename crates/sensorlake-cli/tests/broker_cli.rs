@@ -63,33 +63,45 @@ fn add_device(registry: &Path, id: &str) -> String {
     token
 }
 
+/// A child process that is killed and reaped when dropped (also when a test fails).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The running `broker serve`, its base URL, its stderr so far and its further lines.
-fn serve(registry: &Path, audit: &Path) -> (Child, String, String, mpsc::Receiver<String>) {
-    let mut child = command()
-        .args([
-            "broker",
-            "serve",
-            "--registry",
-            registry.to_str().unwrap(),
-            "--audit-log",
-            audit.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-            "--endpoint",
-            "http://127.0.0.1:9",
-            "--path-style",
-            "--bucket",
-            "lake",
-        ])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn serve(registry: &Path, audit: &Path) -> (Running, String, String, mpsc::Receiver<String>) {
+    let mut child = Running(
+        command()
+            .args([
+                "broker",
+                "serve",
+                "--registry",
+                registry.to_str().unwrap(),
+                "--audit-log",
+                audit.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+                "--endpoint",
+                "http://127.0.0.1:9",
+                "--path-style",
+                "--bucket",
+                "lake",
+            ])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("RUST_LOG", "trace")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (lines_tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -132,7 +144,7 @@ fn the_broker_command_issues_revokes_and_never_logs_a_credential() {
     ]);
     assert!(!again.status.success() && text(&again.stderr).contains("--rotate"));
 
-    let (mut child, url, early, lines) = serve(&registry, &audit);
+    let (child, url, early, lines) = serve(&registry, &audit);
     let template = KeyTemplate::new(Layout::Hive, "raw").unwrap();
     let now = jiff::Timestamp::now().as_microsecond();
     let key = |device: &str| {
@@ -200,8 +212,7 @@ fn the_broker_command_issues_revokes_and_never_logs_a_credential() {
         "{listed}"
     );
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     let mut logs = early;
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
         logs.push_str(&line);
