@@ -20,11 +20,11 @@ use sensorlake::batch::{Batch, BatchConfig, Batcher, Value};
 use sensorlake::broker_client::BrokerClient;
 use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata, META_DEVICE_ID, META_OBJECT_KEY};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
-use sensorlake::presign::{Credentials, PresignedPut, PutRequest, S3Target, Signer, md5_hex};
+use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer, md5_hex};
 use sensorlake::schema::Schema;
 use sensorlake::simulate::{Profile, Simulator};
 use sensorlake::upload::{Outcome, classify, put_presigned};
-use sensorlake::url_source::{UrlError, UrlSource};
+use sensorlake::url_source::{AnyUrlSource, UrlError, UrlSource};
 
 use crate::broker::registry::Registry;
 use crate::broker::{Broker, BrokerConfig};
@@ -225,30 +225,8 @@ struct DeviceSetup<'a> {
     batch: BatchConfig,
     template: &'a KeyTemplate,
     options: EncodeOptions,
-    source: DemoSource,
+    source: AnyUrlSource,
     progress: &'a ProgressBar,
-}
-
-/// Where a simulated device gets its URLs.
-enum DemoSource {
-    /// Signs with the keys it holds.
-    Keys(Signer),
-    /// Asks the broker, holding only its token.
-    Broker(BrokerClient),
-}
-
-impl UrlSource for DemoSource {
-    fn presign<C: embedded_svc::http::client::Connection>(
-        &mut self,
-        conn: &mut C,
-        requests: &[PutRequest],
-        now: SystemTime,
-    ) -> Result<Vec<PresignedPut>, UrlError> {
-        match self {
-            Self::Keys(signer) => signer.presign(conn, requests, now),
-            Self::Broker(client) => client.presign(conn, requests, now),
-        }
-    }
 }
 
 fn upload_file(
@@ -404,8 +382,8 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
             .map(|n| {
                 let id = DeviceId::new(&format!("{}-{n:02}", config.profile.name()))?;
                 let source = match &broker {
-                    Some(broker) => DemoSource::Broker(broker.register(&id, &template)?),
-                    None => DemoSource::Keys(signer.clone()),
+                    Some(broker) => AnyUrlSource::Broker(broker.register(&id, &template)?),
+                    None => AnyUrlSource::LongTermKeys(signer.clone()),
                 };
                 let setup = DeviceSetup {
                     sim: Simulator::new(config.profile, id.as_str(), config.seed, start_us),

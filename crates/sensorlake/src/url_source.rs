@@ -111,3 +111,33 @@ impl UrlSource for Signer {
             .collect()
     }
 }
+
+/// The URL source a configuration chose: the agent's and the firmware's settings pick
+/// one of the three, and the uploader takes this one type.
+#[derive(Debug)]
+pub enum AnyUrlSource {
+    /// URLs from a presign broker; the device holds only its token.
+    Broker(crate::broker_client::BrokerClient),
+    /// Local signing with temporary credentials from the AWS IoT credentials provider.
+    IotCredentials(crate::sts::StsSigner<crate::sts::IotCredentialsProvider>),
+    /// Local signing with long-term keys: host agents (standard AWS credential chain);
+    /// in firmware only with the `insecure-static-keys` feature.
+    #[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
+    LongTermKeys(Signer),
+}
+
+impl UrlSource for AnyUrlSource {
+    fn presign<C: Connection>(
+        &mut self,
+        conn: &mut C,
+        requests: &[PutRequest],
+        now: SystemTime,
+    ) -> Result<Vec<PresignedPut>, UrlError> {
+        match self {
+            Self::Broker(source) => source.presign(conn, requests, now),
+            Self::IotCredentials(source) => source.presign(conn, requests, now),
+            #[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
+            Self::LongTermKeys(source) => source.presign(conn, requests, now),
+        }
+    }
+}
