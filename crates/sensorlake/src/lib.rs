@@ -28,6 +28,7 @@ pub use batch::{Batch, BatchConfig, BatchError, Batcher, Value};
 pub use encode::{
     Codec, EncodeOptions, Encoder, FileMetadata, FloatEncoding, IntEncoding, Statistics,
 };
-pub use key::{DeviceId, KeyRefusal, KeyTemplate, Layout, ParsedKey, TimeWindow};
+pub use key::{DeviceId, KeyTemplate, Layout};
+pub use key::{KeyRefusal, ParsedKey, TimeWindow};
 pub use presign::{Credentials, PresignedPut, PutRequest, S3Target, Signer};
 pub use schema::{Channel, ChannelType, Schema};
