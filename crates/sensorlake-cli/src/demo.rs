@@ -1,6 +1,10 @@
 //! `sensorlake demo`: simulated devices upload Parquet through presigned PUTs to the
 //! embedded SigV4-checking S3 server; then everything is read back through the S3 API
 //! and every generated row must be there exactly once with equal values.
+//!
+//! Devices get their URLs from a [`UrlSource`]: by default they sign with the server's
+//! keys; with `--broker` ([`DemoConfig::broker`]) each holds only a token of its own and
+//! asks an in-process presign broker ([`crate::broker`]) over HTTP.
 
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
@@ -13,13 +17,17 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use sensorlake::batch::{Batch, BatchConfig, Batcher, Value};
+use sensorlake::broker_client::BrokerClient;
 use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata, META_DEVICE_ID, META_OBJECT_KEY};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer, md5_hex};
 use sensorlake::schema::Schema;
 use sensorlake::simulate::{Profile, Simulator};
 use sensorlake::upload::{Outcome, classify, put_presigned};
+use sensorlake::url_source::{AnyUrlSource, UrlError, UrlSource};
 
+use crate::broker::registry::Registry;
+use crate::broker::{Broker, BrokerConfig};
 use crate::encode_csv::SchemaPreset;
 use crate::http::{HostConnection, HttpConfig};
 use crate::s3client;
@@ -49,6 +57,26 @@ pub struct DemoConfig {
     pub layout: Layout,
     /// Seed of the simulated signals.
     pub seed: u64,
+    /// Devices get URLs from an in-process presign broker (holding only a token each)
+    /// instead of signing with keys.
+    pub broker: bool,
+}
+
+/// What the broker did in a `--broker` demo.
+#[derive(Debug, Clone)]
+pub struct BrokerReport {
+    /// Devices registered (each holding only its token).
+    pub devices: usize,
+    /// URLs issued.
+    pub issued: u64,
+    /// Files refused.
+    pub refused: u64,
+    /// Requests denied as a whole.
+    pub denied: u64,
+    /// The broker's directory (registry and audit log), kept.
+    pub dir: PathBuf,
+    /// The audit log.
+    pub audit_log: PathBuf,
 }
 
 /// What the demo did and found.
@@ -80,6 +108,8 @@ pub struct DemoReport {
     pub bad_objects: Vec<String>,
     /// A query to paste into DuckDB.
     pub duckdb_query: String,
+    /// The broker's part, with `--broker`.
+    pub broker: Option<BrokerReport>,
 }
 
 impl DemoReport {
@@ -195,22 +225,31 @@ struct DeviceSetup<'a> {
     batch: BatchConfig,
     template: &'a KeyTemplate,
     options: EncodeOptions,
-    signer: &'a Signer,
+    source: AnyUrlSource,
     progress: &'a ProgressBar,
 }
 
-fn upload_file(conn: &mut HostConnection, signer: &Signer, key: &str, body: &[u8]) -> Result<()> {
+fn upload_file(
+    conn: &mut HostConnection,
+    source: &mut impl UrlSource,
+    key: &str,
+    body: &[u8],
+) -> Result<()> {
     let md5 = md5_hex(body);
     let mut delay = Duration::from_millis(50);
     for _ in 0..6 {
-        let put = signer.presign_put(&PutRequest::for_body(key, body), SystemTime::now())?;
-        let reason = match put_presigned(conn, &put, body) {
-            Ok(response) => match classify(&response, &md5) {
-                Outcome::Stored | Outcome::AlreadyStored => return Ok(()),
-                Outcome::Retry(reason) => reason,
-                other => bail!("upload of {key} failed: {other:?}"),
+        let request = [PutRequest::for_body(key, body)];
+        let reason = match source.presign(conn, &request, SystemTime::now()) {
+            Ok(urls) => match put_presigned(conn, &urls[0], body) {
+                Ok(response) => match classify(&response, &md5) {
+                    Outcome::Stored | Outcome::AlreadyStored => return Ok(()),
+                    Outcome::Retry(reason) => reason,
+                    other => bail!("upload of {key} failed: {other:?}"),
+                },
+                Err(e) => e.to_string(),
             },
-            Err(e) => e.to_string(),
+            Err(UrlError::Unavailable(reason)) => reason,
+            Err(e) => bail!("no upload URL for {key}: {e}"),
         };
         tracing::warn!(key, %reason, "upload failed, retrying");
         std::thread::sleep(delay);
@@ -219,7 +258,7 @@ fn upload_file(conn: &mut HostConnection, signer: &Signer, key: &str, body: &[u8
     bail!("upload of {key} kept failing")
 }
 
-fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
+fn run_device(mut setup: DeviceSetup<'_>) -> Result<DeviceRun> {
     let mut conn = HostConnection::new(HttpConfig::default())?;
     let mut batcher = Batcher::new(setup.schema.clone(), setup.batch.clone())?;
     let mut encoder = Encoder::new(setup.schema.clone(), setup.options)?;
@@ -240,7 +279,7 @@ fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
             object_key: &key,
         };
         let bytes = encoder.encode_to_vec(&batch, &meta)?;
-        upload_file(&mut conn, setup.signer, &key, &bytes)?;
+        upload_file(&mut conn, &mut setup.source, &key, &bytes)?;
         run.files += 1;
         run.bytes += bytes.len() as u64;
         setup.progress.inc(batch.len() as u64);
@@ -302,6 +341,16 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         sensorlake::presign::DEFAULT_EXPIRY,
     )?;
     let template = KeyTemplate::new(config.layout, PREFIX)?;
+    let broker = if config.broker {
+        Some(DemoBroker::start(
+            config,
+            &target,
+            &access_key,
+            &secret_key,
+        )?)
+    } else {
+        None
+    };
     let preset = match config.layout {
         Layout::Hive => SchemaPreset::Default,
         Layout::OpenSensor => SchemaPreset::OpenSensor,
@@ -332,6 +381,10 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         let handles: Vec<_> = (1..=config.devices)
             .map(|n| {
                 let id = DeviceId::new(&format!("{}-{n:02}", config.profile.name()))?;
+                let source = match &broker {
+                    Some(broker) => AnyUrlSource::Broker(broker.register(&id, &template)?),
+                    None => AnyUrlSource::LongTermKeys(signer.clone()),
+                };
                 let setup = DeviceSetup {
                     sim: Simulator::new(config.profile, id.as_str(), config.seed, start_us),
                     id,
@@ -340,7 +393,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
                     batch: batch.clone(),
                     template: &template,
                     options: config.options,
-                    signer: &signer,
+                    source,
                     progress: &progress,
                 };
                 Ok(scope.spawn(move || run_device(setup)))
@@ -371,10 +424,68 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         changed: 0,
         bad_objects: Vec::new(),
         duckdb_query: duckdb_query(&dir, config.layout),
+        broker: broker.map(|b| b.report(config.devices)),
     };
     verify(&signer, &template, runs, &mut report)?;
     drop(server);
     Ok(report)
+}
+
+/// The in-process broker of a `--broker` demo: it holds the keys; devices get tokens.
+struct DemoBroker {
+    broker: Broker,
+    registry: Registry,
+    dir: PathBuf,
+}
+
+impl DemoBroker {
+    fn start(
+        config: &DemoConfig,
+        target: &S3Target,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("sensorlake-broker-")
+            .tempdir()?
+            .keep();
+        let registry = Registry::new(dir.join("devices.json"));
+        let mut broker = BrokerConfig::new(
+            registry.path(),
+            dir.join("audit.jsonl"),
+            target.clone(),
+            Credentials::new(access_key, secret_key),
+        );
+        // Hours of simulated data are uploaded in seconds: no rate limit, and keys as old
+        // as the simulated span are accepted.
+        broker.rate_limit = None;
+        broker.window.max_age = config.duration + Duration::from_secs(86_400);
+        Ok(Self {
+            broker: Broker::start(broker)?,
+            registry,
+            dir,
+        })
+    }
+
+    /// Registers `device` and returns its client, holding only the device's token.
+    fn register(&self, device: &DeviceId, template: &KeyTemplate) -> Result<BrokerClient> {
+        let token = self.registry.add_device(device, template, false)?;
+        Ok(BrokerClient::new(&self.broker.url(), &token)?)
+    }
+
+    fn report(self, devices: usize) -> BrokerReport {
+        let stats = self.broker.stats();
+        let audit_log = self.broker.audit_log().to_path_buf();
+        self.broker.shutdown();
+        BrokerReport {
+            devices,
+            issued: stats.issued,
+            refused: stats.refused,
+            denied: stats.denied,
+            dir: self.dir,
+            audit_log,
+        }
+    }
 }
 
 fn verify(
@@ -530,6 +641,17 @@ pub fn render_summary(config: &DemoConfig, report: &DemoReport) -> String {
             " - MISMATCH"
         }
     );
+    if let Some(broker) = &report.broker {
+        let _ = writeln!(
+            out,
+            "  broker    {} URLs issued to {} devices holding only a token, no keys ({} refused, {} denied); audit log {}",
+            broker.issued,
+            broker.devices,
+            broker.refused,
+            broker.denied,
+            broker.audit_log.display()
+        );
+    }
     for bad in &report.bad_objects {
         let _ = writeln!(out, "  bad object: {bad}");
     }

@@ -2,6 +2,8 @@
 //! the blocking HTTP(S) client that runs the device's upload code on a host, CSV
 //! encoding, inspection and the demo. Nothing here is linked into firmware.
 
+pub mod aws_credentials;
+pub mod broker;
 pub mod demo;
 pub mod encode_csv;
 pub mod fsutil;

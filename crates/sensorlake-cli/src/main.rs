@@ -44,6 +44,9 @@ enum Command {
     },
     /// Print a presigned PUT URL (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
     Presign(PresignArgs),
+    /// The presign broker: devices hold a revocable token, not AWS keys, and get URLs
+    /// for exactly the files they declare (serve, add-device, revoke-device, list-devices).
+    Broker(sensorlake_cli::broker::cli::BrokerArgs),
 }
 
 /// Encoding settings shared by commands that write Parquet.
@@ -121,6 +124,10 @@ struct DemoArgs {
     /// Seed of the simulated signals.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Devices get their URLs from an in-process presign broker, each holding only a
+    /// token of its own, instead of signing with keys.
+    #[arg(long)]
+    broker: bool,
     #[command(flatten)]
     encoding: EncodingArgs,
 }
@@ -256,6 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Presign(args) => presign(args),
+        Command::Broker(args) => sensorlake_cli::broker::cli::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -269,6 +277,7 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
         options: args.encoding.options(),
         layout: args.layout,
         seed: args.seed,
+        broker: args.broker,
     };
     let report = sensorlake_cli::demo::run(&config)?;
     print!("{}", sensorlake_cli::demo::render_summary(&config, &report));

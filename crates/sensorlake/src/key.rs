@@ -23,6 +23,7 @@
 //! ```
 
 use std::fmt;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -279,6 +280,318 @@ impl KeyTemplate {
     }
 }
 
+/// How far from now a key's timestamp may be for [`KeyTemplate::validate_for`]: backlogs
+/// of up to `max_age` drain, clocks up to `max_ahead` fast are tolerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The oldest accepted key, before now. Default: 30 days.
+    pub max_age: Duration,
+    /// The newest accepted key, after now. Default: 5 minutes.
+    pub max_ahead: Duration,
+}
+
+impl Default for TimeWindow {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(30 * 86_400),
+            max_ahead: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// What an object key says about its file, read back by [`KeyTemplate::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedKey {
+    /// The device the key belongs to.
+    pub device: DeviceId,
+    /// The earliest first-row timestamp (µs since the epoch) the key allows.
+    pub earliest_us: i64,
+    /// The latest first-row timestamp the key allows: equal to `earliest_us` for the
+    /// Hive layout (the name carries it); for the OpenSensor layout the first row lies
+    /// in the hour before the window end (and on the key's day).
+    pub latest_us: i64,
+    /// The rows' hash, when the name carries one.
+    pub hash8: Option<String>,
+}
+
+/// Why a key is not one the library would write for a device now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Longer than S3's 1024-byte limit.
+    TooLong(usize),
+    /// It does not start with the template's prefix.
+    OtherPrefix {
+        /// The prefix keys must start with.
+        expected: String,
+    },
+    /// It is not of the layout's form; says which part and why.
+    Malformed(String),
+    /// It names another device.
+    OtherDevice {
+        /// The device asking.
+        expected: DeviceId,
+        /// The device the key names.
+        found: DeviceId,
+    },
+    /// Its timestamp is outside the accepted window around now.
+    OutsideWindow {
+        /// The key's (earliest) first-row time, RFC 3339.
+        key_time: String,
+        /// The accepted window, RFC 3339.
+        from: String,
+        /// End of the accepted window, RFC 3339.
+        to: String,
+    },
+}
+
+impl fmt::Display for KeyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLong(len) => write!(f, "key is {len} bytes, longer than 1024"),
+            Self::OtherPrefix { expected } if expected.is_empty() => {
+                write!(f, "key must start at the first partition")
+            }
+            Self::OtherPrefix { expected } => write!(f, "key must start with {expected:?}/"),
+            Self::Malformed(why) => write!(f, "key is not of the layout's form: {why}"),
+            Self::OtherDevice { expected, found } => {
+                write!(
+                    f,
+                    "key belongs to device {:?}, not to {:?}",
+                    found.as_str(),
+                    expected.as_str()
+                )
+            }
+            Self::OutsideWindow { key_time, from, to } => write!(
+                f,
+                "key time {key_time} is outside the accepted window {from} .. {to}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeyRefusal {}
+
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 86_400_000_000;
+
+/// `text` as a number of exactly `digits` ASCII digits.
+fn fixed_digits(text: &str, digits: usize) -> Option<i64> {
+    (text.len() == digits && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// Start of a UTC day in µs, if the date exists.
+fn day_start_us(year: i64, month: i64, day: i64) -> Option<i64> {
+    let date = jiff::civil::Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let ts = date
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp()
+        .as_microsecond();
+    Some(ts)
+}
+
+fn partition<'a>(segment: &'a str, name: &str) -> Result<&'a str, KeyRefusal> {
+    segment
+        .strip_prefix(name)
+        .and_then(|s| s.strip_prefix('='))
+        .ok_or_else(|| KeyRefusal::Malformed(format!("expected {name}=…, found {segment:?}")))
+}
+
+fn partition_device(segment: &str, name: &str) -> Result<DeviceId, KeyRefusal> {
+    let id = partition(segment, name)?;
+    DeviceId::new(id).map_err(|e| KeyRefusal::Malformed(e.to_string()))
+}
+
+fn is_hash8(text: &str) -> bool {
+    text.len() == 8
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn rfc3339(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us).map_or_else(|_| format!("{us} µs"), |t| t.to_string())
+}
+
+impl KeyTemplate {
+    /// Reads `key` back: it must be exactly of the form [`KeyTemplate::render`] writes
+    /// with this prefix and layout (every partition, zero padding and name), with
+    /// partitions that agree with the timestamp. Anything else — `..`, percent-escapes,
+    /// backslashes, control characters, extra or missing segments, another date
+    /// format — is refused, saying which part is wrong.
+    pub fn parse(&self, key: &str) -> Result<ParsedKey, KeyRefusal> {
+        if key.len() > 1024 {
+            return Err(KeyRefusal::TooLong(key.len()));
+        }
+        let rest = if self.prefix.is_empty() {
+            Some(key)
+        } else {
+            key.strip_prefix(self.prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+        };
+        let rest = rest.ok_or_else(|| KeyRefusal::OtherPrefix {
+            expected: self.prefix.clone(),
+        })?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        match self.layout {
+            Layout::Hive => parse_hive(&segments),
+            Layout::OpenSensor => parse_opensensor(&segments),
+        }
+    }
+
+    /// [`KeyTemplate::parse`], then checks that the key belongs to `device` and that its
+    /// time lies within `window` around `now_us` (µs since the epoch).
+    pub fn validate_for(
+        &self,
+        device: &DeviceId,
+        key: &str,
+        now_us: i64,
+        window: &TimeWindow,
+    ) -> Result<ParsedKey, KeyRefusal> {
+        let parsed = self.parse(key)?;
+        if &parsed.device != device {
+            return Err(KeyRefusal::OtherDevice {
+                expected: device.clone(),
+                found: parsed.device,
+            });
+        }
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        let from = now_us.saturating_sub(micros(window.max_age));
+        let to = now_us.saturating_add(micros(window.max_ahead));
+        if parsed.latest_us < from || parsed.earliest_us > to {
+            return Err(KeyRefusal::OutsideWindow {
+                key_time: rfc3339(parsed.earliest_us),
+                from: rfc3339(from),
+                to: rfc3339(to),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// `device_id={id}/dt={YYYY-MM-DD}/hour={HH}/{first_ts_us}-{hash8}.parquet`
+fn parse_hive(segments: &[&str]) -> Result<ParsedKey, KeyRefusal> {
+    let [device, dt, hour, name] = segments else {
+        return Err(KeyRefusal::Malformed(format!(
+            "expected device_id=/dt=/hour=/{{first_ts_us}}-{{hash8}}.parquet after the prefix, found {} segment(s)",
+            segments.len()
+        )));
+    };
+    let device = partition_device(device, "device_id")?;
+    let dt = partition(dt, "dt")?;
+    let bad_date = || KeyRefusal::Malformed(format!("dt={dt:?} is not a YYYY-MM-DD date"));
+    let (y, m, d) = match (
+        dt.get(..4),
+        dt.get(4..5),
+        dt.get(5..7),
+        dt.get(7..8),
+        dt.get(8..),
+    ) {
+        (Some(y), Some("-"), Some(m), Some("-"), Some(d)) => (
+            fixed_digits(y, 4).ok_or_else(bad_date)?,
+            fixed_digits(m, 2).ok_or_else(bad_date)?,
+            fixed_digits(d, 2).ok_or_else(bad_date)?,
+        ),
+        _ => return Err(bad_date()),
+    };
+    let day = day_start_us(y, m, d).ok_or_else(bad_date)?;
+    let hour_text = partition(hour, "hour")?;
+    let hour = fixed_digits(hour_text, 2)
+        .filter(|h| *h < 24)
+        .ok_or_else(|| KeyRefusal::Malformed(format!("hour={hour_text:?} is not 00-23")))?;
+    let stem = name.strip_suffix(".parquet").ok_or_else(|| {
+        KeyRefusal::Malformed(format!("file name {name:?} does not end in .parquet"))
+    })?;
+    let bad_name = || {
+        KeyRefusal::Malformed(format!(
+            "file name {name:?} is not {{first_ts_us}}-{{hash8}}.parquet"
+        ))
+    };
+    let (ts_text, hash) = stem.split_once('-').ok_or_else(bad_name)?;
+    let canonical = !ts_text.is_empty()
+        && ts_text.bytes().all(|b| b.is_ascii_digit())
+        && (ts_text == "0" || !ts_text.starts_with('0'));
+    if !canonical || !is_hash8(hash) {
+        return Err(bad_name());
+    }
+    let ts: i64 = ts_text.parse().map_err(|_| bad_name())?;
+    let hour_start = day + hour * HOUR_US;
+    if !(hour_start..hour_start + HOUR_US).contains(&ts) {
+        return Err(KeyRefusal::Malformed(format!(
+            "first_ts_us {ts} ({}) is not in dt={dt}/hour={hour_text}",
+            rfc3339(ts)
+        )));
+    }
+    Ok(ParsedKey {
+        device,
+        earliest_us: ts,
+        latest_us: ts,
+        hash8: Some(hash.to_string()),
+    })
+}
+
+/// `station={id}/year={YYYY}/month={MM}/day={DD}/data_{HHMM}[_{hash8}].parquet`
+fn parse_opensensor(segments: &[&str]) -> Result<ParsedKey, KeyRefusal> {
+    let [station, year, month, day, name] = segments else {
+        return Err(KeyRefusal::Malformed(format!(
+            "expected station=/year=/month=/day=/data_HHMM[_hash8].parquet after the prefix, found {} segment(s)",
+            segments.len()
+        )));
+    };
+    let device = partition_device(station, "station")?;
+    let field = |segment: &str, name: &str, digits: usize| {
+        let text = partition(segment, name)?;
+        fixed_digits(text, digits)
+            .ok_or_else(|| KeyRefusal::Malformed(format!("{name}={text:?} is not {digits} digits")))
+    };
+    let (y, m, d) = (
+        field(year, "year", 4)?,
+        field(month, "month", 2)?,
+        field(day, "day", 2)?,
+    );
+    let day_start = day_start_us(y, m, d).ok_or_else(|| {
+        KeyRefusal::Malformed(format!("year={y:04}/month={m:02}/day={d:02} is not a date"))
+    })?;
+    let bad_name = || {
+        KeyRefusal::Malformed(format!(
+            "file name {name:?} is not data_HHMM.parquet or data_HHMM_{{hash8}}.parquet"
+        ))
+    };
+    let stem = name
+        .strip_prefix("data_")
+        .and_then(|n| n.strip_suffix(".parquet"))
+        .ok_or_else(bad_name)?;
+    let (hhmm, hash) = match stem.split_once('_') {
+        Some((hhmm, hash)) if is_hash8(hash) => (hhmm, Some(hash.to_string())),
+        Some(_) => return Err(bad_name()),
+        None => (stem, None),
+    };
+    let minutes = match (
+        hhmm.get(..2).and_then(|h| fixed_digits(h, 2)),
+        hhmm.get(2..).and_then(|m| fixed_digits(m, 2)),
+    ) {
+        (Some(h), Some(m)) if hhmm.len() == 4 && h < 24 && m < 60 => h * 60 + m,
+        _ => return Err(bad_name()),
+    };
+    let mut end = day_start + minutes * 60_000_000;
+    if end <= day_start {
+        end += DAY_US; // data_0000 closes the day's last window
+    }
+    Ok(ParsedKey {
+        device,
+        earliest_us: day_start.max(end - HOUR_US),
+        latest_us: end - 1,
+        hash8: hash,
+    })
+}
+
 fn feed_schema(hasher: &mut Sha256, schema: &Schema) {
     hasher.update(b"sensorlake-rows-v1\n");
     for channel in &schema.channels {
@@ -440,6 +753,182 @@ mod tests {
         for v in variants {
             assert_ne!(hash8(&batch(&v)), hash8(&batch(&rows)));
         }
+    }
+
+    fn hive_key() -> (KeyTemplate, DeviceId, String, i64) {
+        let b = batch(&[
+            (T0 + 1_500_000, 1.0, None),
+            (T0 + 2_500_000, 2.0, Some(3.0)),
+        ]);
+        let template = KeyTemplate::new(Layout::Hive, "raw").unwrap();
+        let id = DeviceId::new("gw-1").unwrap();
+        let key = template.render(&id, &b).unwrap();
+        (template, id, key, T0 + 1_500_000)
+    }
+
+    #[test]
+    fn rendered_keys_parse_back() {
+        let (template, id, key, first) = hive_key();
+        let parsed = template.parse(&key).unwrap();
+        assert_eq!(parsed.device, id);
+        assert_eq!((parsed.earliest_us, parsed.latest_us), (first, first));
+        assert_eq!(
+            parsed.hash8.as_deref(),
+            Some(&key[key.len() - 16..key.len() - 8])
+        );
+        // Without a prefix keys start at the first partition.
+        let bare = KeyTemplate::new(Layout::Hive, "").unwrap();
+        let bare_key = key.strip_prefix("raw/").unwrap();
+        assert_eq!(bare.parse(bare_key).unwrap().device, id);
+        assert!(bare.parse(&key).is_err());
+
+        // OpenSensor: whole and partial windows; the first row lies in the key's range.
+        let window = Duration::from_secs(15 * 60);
+        let mut b = Batcher::new(
+            schema(),
+            BatchConfig {
+                max_rows: 1000,
+                max_age: None,
+                window: Some(window),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let w = window.as_micros() as i64;
+        // 23:50 and 23:55 on 2024-03-01: the second window ends at midnight (data_0000).
+        let late = T0 + 15 * 3_600_000_000 + 50 * 60_000_000;
+        for t in [T0 + 60_000_000, T0 + w, late, late + 5 * 60_000_000] {
+            b.push(t, &[1.0.into(), Value::Null]).unwrap();
+        }
+        b.flush();
+        let template = KeyTemplate::new(Layout::OpenSensor, "os").unwrap();
+        let station = DeviceId::new("st-7").unwrap();
+        let mut names = Vec::new();
+        while let Some(batch) = b.pop_ready() {
+            let key = template.render(&station, &batch).unwrap();
+            let parsed = template.parse(&key).unwrap();
+            let first = batch.first_ts_us().unwrap();
+            assert_eq!(parsed.device, station);
+            assert!(
+                (parsed.earliest_us..=parsed.latest_us).contains(&first),
+                "{key}: {parsed:?} {first}"
+            );
+            assert_eq!(parsed.hash8.is_some(), !batch.is_whole_window(), "{key}");
+            names.push(key.rsplit('/').next().unwrap().to_string());
+        }
+        assert!(
+            names.iter().any(|n| n.starts_with("data_0000")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn parse_refuses_keys_the_library_never_writes() {
+        let (template, _, key, first) = hive_key();
+        let name = key.rsplit('/').next().unwrap();
+        let bad = [
+            key.replace("/dt=", "/../dt="),
+            key.replace("/dt=", "/%2e%2e/dt="),
+            key.replace("device_id=gw-1/", "device_id=gw-1%2Fdt="),
+            key.replace("device_id=gw-1", "device_id=gw-1%2F..%2Fgw-2"),
+            key.replace('/', "\\"),
+            key.replace("gw-1", "gw-1\0"),
+            key.replace("gw-1", &"g".repeat(65)),
+            format!("{key}/extra.parquet"),
+            key.replace("/hour=08", ""),
+            key.replace("dt=2024-03-01", "dt=2024-3-01"),
+            key.replace("dt=2024-03-01", "dt=20240301"),
+            key.replace("dt=2024-03-01", "dt=2024-02-30"),
+            key.replace("hour=08", "hour=8"),
+            key.replace("hour=08", "hour=24"),
+            key.replace("hour=08", "hour=09"),
+            key.replace("dt=", "date="),
+            key.replace(".parquet", ".csv"),
+            key.replace(&first.to_string(), &format!("0{first}")),
+            key.replace(&first.to_string(), &format!("+{first}")),
+            key.replace(name, &name.to_uppercase()),
+            key.replace(name, &name.replacen('-', "", 1)),
+            format!("{key}\n"),
+            format!(" {key}"),
+            format!("/{key}"),
+            key.replace("raw/", "raw//"),
+            key.replace("raw/", "rawx/"),
+            key.replace("raw/", ""),
+            format!("{}{}", key, "x".repeat(1024)),
+        ];
+        for k in &bad {
+            assert!(template.parse(k).is_err(), "{k:?} was accepted");
+        }
+        assert!(matches!(
+            template.parse(&bad[bad.len() - 1]),
+            Err(KeyRefusal::TooLong(_))
+        ));
+        assert!(matches!(
+            template.parse(&bad[bad.len() - 2]),
+            Err(KeyRefusal::OtherPrefix { .. })
+        ));
+        let os = KeyTemplate::new(Layout::OpenSensor, "").unwrap();
+        for k in [
+            "station=st-7/year=2024/month=03/day=01/data_0830.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_0830_0123abcd.parquet",
+        ] {
+            assert!(os.parse(k).is_ok(), "{k}");
+        }
+        for k in [
+            "station=st-7/year=2024/month=3/day=01/data_0830.parquet",
+            "station=st-7/year=2024/month=13/day=01/data_0830.parquet",
+            "station=st-7/year=2024/month=02/day=30/data_0830.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_2400.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_0860.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_830.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_0830_0123ABCD.parquet",
+            "station=st-7/year=2024/month=03/day=01/data_0830_.parquet",
+            "station=st-7/year=2024/month=03/day=01/extra/data_0830.parquet",
+            "device_id=st-7/year=2024/month=03/day=01/data_0830.parquet",
+        ] {
+            assert!(os.parse(k).is_err(), "{k} was accepted");
+        }
+    }
+
+    #[test]
+    fn validate_for_checks_the_device_and_the_time_window() {
+        let (template, id, key, first) = hive_key();
+        let window = TimeWindow::default();
+        assert!(template.validate_for(&id, &key, first, &window).is_ok());
+        let other = DeviceId::new("gw-2").unwrap();
+        assert!(matches!(
+            template.validate_for(&other, &key, first, &window),
+            Err(KeyRefusal::OtherDevice { .. })
+        ));
+        let day = 86_400_000_000;
+        // 29 days old: a backlog that still drains; 31 days: refused.
+        assert!(
+            template
+                .validate_for(&id, &key, first + 29 * day, &window)
+                .is_ok()
+        );
+        let old = template.validate_for(&id, &key, first + 31 * day, &window);
+        assert!(
+            matches!(old, Err(KeyRefusal::OutsideWindow { .. })),
+            "{old:?}"
+        );
+        assert!(
+            old.unwrap_err()
+                .to_string()
+                .contains("2024-03-01T08:00:01.5Z")
+        );
+        // 4 minutes in the future is clock drift; 6 minutes is refused.
+        let minute = 60_000_000;
+        assert!(
+            template
+                .validate_for(&id, &key, first - 4 * minute, &window)
+                .is_ok()
+        );
+        assert!(
+            template
+                .validate_for(&id, &key, first - 6 * minute, &window)
+                .is_err()
+        );
     }
 
     #[test]

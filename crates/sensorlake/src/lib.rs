@@ -11,6 +11,8 @@
 //! runtime, no server, pure-Rust codecs only (cargo feature `device`).
 
 pub mod batch;
+pub mod broker_api;
+pub mod broker_client;
 pub mod csv;
 pub mod decode;
 pub mod encode;
@@ -18,6 +20,7 @@ pub mod key;
 pub mod presign;
 pub mod schema;
 pub mod simulate;
+pub mod sts;
 pub mod upload;
 pub mod url_source;
 
@@ -26,5 +29,6 @@ pub use encode::{
     Codec, EncodeOptions, Encoder, FileMetadata, FloatEncoding, IntEncoding, Statistics,
 };
 pub use key::{DeviceId, KeyTemplate, Layout};
+pub use key::{KeyRefusal, ParsedKey, TimeWindow};
 pub use presign::{Credentials, PresignedPut, PutRequest, S3Target, Signer};
 pub use schema::{Channel, ChannelType, Schema};

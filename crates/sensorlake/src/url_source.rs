@@ -1,6 +1,11 @@
 //! Where presigned PUT URLs come from: local signing with credentials the device holds,
 //! or a remote presign broker that holds the keys and signs only the device's prefix.
 //!
+//! Three implementations: [`Signer`] (long-term keys; hosts, or firmware only with the
+//! `insecure-static-keys` feature), [`crate::sts::StsSigner`] (temporary credentials
+//! with a session token, refreshed before expiry) and
+//! [`crate::broker_client::BrokerClient`] (URLs from `sensorlake broker`).
+//!
 //! The uploader asks a [`UrlSource`] for the URLs of the files it is about to send and
 //! acts on the error kind: [`UrlError::Unauthorized`] pauses uploads, a
 //! [`UrlError::Refused`] file is quarantined, [`UrlError::Unavailable`] is retried.
@@ -56,6 +61,23 @@ pub trait UrlSource {
     ) -> Result<Vec<PresignedPut>, UrlError>;
 }
 
+/// Logs, once per process, that this device signs with long-term keys it holds.
+pub fn warn_insecure_static_keys() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        log::warn!(
+            "INSECURE: this device signs upload URLs with long-term AWS keys stored in its firmware \
+             (feature insecure-static-keys). Anyone who takes the device can read them and write to \
+             everything they allow until they are rotated. Use the presign broker or temporary \
+             credentials (AWS IoT credentials provider) instead."
+        );
+    });
+}
+
+#[cfg_attr(
+    all(target_os = "espidf", not(feature = "insecure-static-keys")),
+    allow(dead_code)
+)]
 fn refused(index: usize, e: PresignError) -> UrlError {
     UrlError::Refused {
         index,
@@ -63,7 +85,15 @@ fn refused(index: usize, e: PresignError) -> UrlError {
     }
 }
 
-/// Signs locally with the credentials in a [`Signer`].
+/// Signs locally with the credentials in a [`Signer`]: on a host agent, long-term keys
+/// from the standard AWS credential chain, as aws-cli uses them.
+///
+/// In firmware (`target_os = "espidf"`) this implementation exists only with the cargo
+/// feature `insecure-static-keys`, and the first URL signed logs a loud warning: a
+/// stolen device's keys sign for everything they are allowed, until someone rotates
+/// them. Devices use [`crate::broker_client::BrokerClient`] or
+/// [`crate::sts::StsSigner`] instead.
+#[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
 impl UrlSource for Signer {
     fn presign<C: Connection>(
         &mut self,
@@ -71,10 +101,43 @@ impl UrlSource for Signer {
         requests: &[PutRequest],
         now: SystemTime,
     ) -> Result<Vec<PresignedPut>, UrlError> {
+        if cfg!(target_os = "espidf") {
+            warn_insecure_static_keys();
+        }
         requests
             .iter()
             .enumerate()
             .map(|(i, r)| self.presign_put(r, now).map_err(|e| refused(i, e)))
             .collect()
+    }
+}
+
+/// The URL source a configuration chose: the agent's and the firmware's settings pick
+/// one of the three, and the uploader takes this one type.
+#[derive(Debug)]
+pub enum AnyUrlSource {
+    /// URLs from a presign broker; the device holds only its token.
+    Broker(crate::broker_client::BrokerClient),
+    /// Local signing with temporary credentials from the AWS IoT credentials provider.
+    IotCredentials(crate::sts::StsSigner<crate::sts::IotCredentialsProvider>),
+    /// Local signing with long-term keys: host agents (standard AWS credential chain);
+    /// in firmware only with the `insecure-static-keys` feature.
+    #[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
+    LongTermKeys(Signer),
+}
+
+impl UrlSource for AnyUrlSource {
+    fn presign<C: Connection>(
+        &mut self,
+        conn: &mut C,
+        requests: &[PutRequest],
+        now: SystemTime,
+    ) -> Result<Vec<PresignedPut>, UrlError> {
+        match self {
+            Self::Broker(source) => source.presign(conn, requests, now),
+            Self::IotCredentials(source) => source.presign(conn, requests, now),
+            #[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
+            Self::LongTermKeys(source) => source.presign(conn, requests, now),
+        }
     }
 }
