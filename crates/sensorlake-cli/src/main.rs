@@ -214,11 +214,17 @@ struct PresignArgs {
 }
 
 fn main() -> ExitCode {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into());
+    // s3s and s3s-fs log whole request URIs (signatures, session tokens) at debug
+    // level: never let RUST_LOG turn that on.
+    for directive in ["s3s=info", "s3s_fs=info"] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
