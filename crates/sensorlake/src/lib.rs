@@ -19,8 +19,10 @@ pub mod encode;
 pub mod key;
 pub mod presign;
 pub mod schema;
+pub mod sensor;
 pub mod simulate;
 pub mod sts;
+pub mod timebase;
 pub mod upload;
 pub mod url_source;
 
