@@ -33,6 +33,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y "${need_apt[@]}" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "${need_apt[@]}"; }
 fi
 
+step "ESP-IDF NVS partition generator (PyPI), for the provisioning test"
+nvs_venv="$root/target/venv-nvs"
+[ -x "$nvs_venv/bin/python" ] || python3 -m venv "$nvs_venv"
+"$nvs_venv/bin/python" -c "import esp_idf_nvs_partition_gen" 2>/dev/null ||
+  "$nvs_venv/bin/pip" install -q esp-idf-nvs-partition-gen==0.3.0
+export SENSORLAKE_NVS_GEN_PYTHON="$nvs_venv/bin/python"
+
 step "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

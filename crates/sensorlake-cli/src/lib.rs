@@ -9,5 +9,6 @@ pub mod encode_csv;
 pub mod fsutil;
 pub mod http;
 pub mod inspect;
+pub mod provision;
 pub mod s3client;
 pub mod s3server;

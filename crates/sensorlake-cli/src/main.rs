@@ -47,6 +47,9 @@ enum Command {
     /// The presign broker: devices hold a revocable token, not AWS keys, and get URLs
     /// for exactly the files they declare (serve, add-device, revoke-device, list-devices).
     Broker(sensorlake_cli::broker::cli::BrokerArgs),
+    /// Write a device's settings (Wi-Fi, device id, broker URL, token) as the CSV of
+    /// ESP-IDF's NVS partition generator, for the ESP32-S3 firmware.
+    Provision(sensorlake_cli::provision::ProvisionArgs),
 }
 
 /// Encoding settings shared by commands that write Parquet.
@@ -270,6 +273,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Presign(args) => presign(args),
         Command::Broker(args) => sensorlake_cli::broker::cli::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Provision(args) => {
+            sensorlake_cli::provision::run(args).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod key;
 pub mod presign;
+pub mod provision;
 pub mod schema;
 pub mod sensor;
 pub mod simulate;
