@@ -184,11 +184,7 @@ fn decode_payload(payload: &[u8], channels: usize) -> Option<JournalRow> {
 
 /// Parses a segment: its rows up to the first torn record, or `None` for a header of
 /// another schema.
-fn parse_segment(
-    bytes: &[u8],
-    tag: &[u8; 8],
-    channels: usize,
-) -> Result<Vec<JournalRow>, ()> {
+fn parse_segment(bytes: &[u8], tag: &[u8; 8], channels: usize) -> Result<Vec<JournalRow>, ()> {
     if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
         return Ok(Vec::new()); // torn before the header was durable: no rows
     }
@@ -237,9 +233,11 @@ impl<S: Storage> Journal<S> {
         let mut segments = Vec::new();
         for (_, name) in &names {
             let bytes = storage.read(&format!("{JOURNAL}/{name}"))?;
-            let segment_rows = parse_segment(&bytes, &tag, schema.channels.len())
-                .map_err(|()| JournalError::SchemaChanged {
-                    segment: name.clone(),
+            let segment_rows =
+                parse_segment(&bytes, &tag, schema.channels.len()).map_err(|()| {
+                    JournalError::SchemaChanged {
+                        segment: name.clone(),
+                    }
                 })?;
             segments.push(Segment {
                 name: name.clone(),

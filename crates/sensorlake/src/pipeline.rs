@@ -251,8 +251,8 @@ impl<S: Storage + Clone> Recorder<S> {
         config: &PipelineConfig,
         spool: SharedSpool<S>,
     ) -> Result<Self, PipelineError> {
-        let batcher =
-            Batcher::new(config.schema.clone(), config.batch.clone()).map_err(PipelineError::Batch)?;
+        let batcher = Batcher::new(config.schema.clone(), config.batch.clone())
+            .map_err(PipelineError::Batch)?;
         let encoder =
             Encoder::new(config.schema.clone(), config.encode).map_err(PipelineError::Encode)?;
         let spooled = lock(&spool).position();
@@ -393,7 +393,10 @@ impl<S: Storage> Recorder<S> {
                 }
                 Err(RecordError::Rejected(e)) => {
                     self.replay.pop_front();
-                    log::error!("journal: row at position {} not replayed: {e}", row.position);
+                    log::error!(
+                        "journal: row at position {} not replayed: {e}",
+                        row.position
+                    );
                 }
             }
         }
@@ -477,9 +480,7 @@ impl<S: Storage> Recorder<S> {
     }
 
     fn spool_pending_auto(&mut self) {
-        if self.batcher.pending() == 0
-            || self.retry_after.is_some_and(|t| Instant::now() < t)
-        {
+        if self.batcher.pending() == 0 || self.retry_after.is_some_and(|t| Instant::now() < t) {
             return;
         }
         let _ = self.spool_pending();

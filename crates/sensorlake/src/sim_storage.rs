@@ -217,7 +217,10 @@ impl Sim {
                 i
             }
         };
-        let file = self.inodes.get_mut(&inode).expect("entries point to inodes");
+        let file = self
+            .inodes
+            .get_mut(&inode)
+            .expect("entries point to inodes");
         if !append {
             file.data.clear();
         }
@@ -291,7 +294,10 @@ impl Sim {
             SimOp::Append => self.write(path, data, true).map(|_| Vec::new()),
             SimOp::SyncFile => {
                 let inode = self.lookup(path).ok_or_else(|| not_found(path))?;
-                let file = self.inodes.get_mut(&inode).expect("entries point to inodes");
+                let file = self
+                    .inodes
+                    .get_mut(&inode)
+                    .expect("entries point to inodes");
                 file.durable = file.data.clone();
                 Ok(Vec::new())
             }
@@ -588,7 +594,11 @@ mod tests {
             s.write("d/b", b"unsynced").unwrap();
             s.reboot();
             let a = s.read("d/a").unwrap();
-            assert!(a.len() >= 2000 && a.len() <= 2700, "seed {seed}: {}", a.len());
+            assert!(
+                a.len() >= 2000 && a.len() <= 2700,
+                "seed {seed}: {}",
+                a.len()
+            );
             assert!(a[..2000].iter().all(|&b| b == 7), "seed {seed}");
         }
     }
@@ -619,7 +629,10 @@ mod tests {
                 }
             }
         }
-        assert!(dropped > 0 && kept > 0 && torn > 0, "{dropped} {kept} {torn}");
+        assert!(
+            dropped > 0 && kept > 0 && torn > 0,
+            "{dropped} {kept} {torn}"
+        );
         assert!(both > 0 && neither > 0, "{both} {neither}");
     }
 

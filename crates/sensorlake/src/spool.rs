@@ -524,7 +524,9 @@ impl<S: Storage> Spool<S> {
 
     /// Whether `entry` is still waiting (not dropped meanwhile).
     pub fn contains(&self, entry: &SpoolEntry) -> bool {
-        self.ready.get(&entry.seq).is_some_and(|e| e.name == entry.name)
+        self.ready
+            .get(&entry.seq)
+            .is_some_and(|e| e.name == entry.name)
     }
 
     /// The content of a waiting file.
@@ -598,7 +600,11 @@ impl<S: Storage> Spool<S> {
         self.storage.write(&why, reason.as_bytes())?;
         self.storage.sync_file(&why)?;
         let target = format!("{QUARANTINE}/{name}");
-        let exists = self.storage.list(QUARANTINE)?.iter().any(|e| e.name == name);
+        let exists = self
+            .storage
+            .list(QUARANTINE)?
+            .iter()
+            .any(|e| e.name == name);
         if exists {
             // A power loss after an earlier quarantine left the name in both places.
             self.storage.remove(&format!("{READY}/{name}"))?;

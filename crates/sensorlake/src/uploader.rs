@@ -335,7 +335,10 @@ impl<U: UrlSource> Uploader<U> {
             }
             Attempt::Reverify(reason) => {
                 let reread = lock().read(&entry);
-                match reread.map_err(|e| e.to_string()).and_then(|b| verify_rows(&b)) {
+                match reread
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| verify_rows(&b))
+                {
                     Ok(_) => {
                         lock().release(&entry);
                         self.retry(format!("{reason} (the local file is sound)"), clock)
@@ -427,7 +430,10 @@ impl<U: UrlSource> Uploader<U> {
         self.resigns_in_row += 1;
         let Some(server) = server_date.filter(|_| self.resigns_in_row <= self.config.max_resigns)
         else {
-            return self.retry(format!("{reason} (the clock could not be corrected)"), clock);
+            return self.retry(
+                format!("{reason} (the clock could not be corrected)"),
+                clock,
+            );
         };
         let device = clock.now();
         let offset = match server.duration_since(device) {
@@ -448,9 +454,14 @@ impl<U: UrlSource> Uploader<U> {
     }
 
     fn pause(&mut self, reason: String, clock: &impl Clock) -> Step {
-        let delay = self.pause_backoff.next_delay().max(self.config.pause_initial / 2);
+        let delay = self
+            .pause_backoff
+            .next_delay()
+            .max(self.config.pause_initial / 2);
         self.counters.pauses += 1;
-        log::error!("uploads PAUSED (credentials or configuration), next try in {delay:?}: {reason}");
+        log::error!(
+            "uploads PAUSED (credentials or configuration), next try in {delay:?}: {reason}"
+        );
         self.counters.last_error = Some(reason.clone());
         self.paused = Some(reason.clone());
         Step {
