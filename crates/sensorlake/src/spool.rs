@@ -620,22 +620,7 @@ impl<S: Storage> Spool<S> {
 
     /// The quarantined files and their reasons.
     pub fn quarantined(&self) -> Result<Vec<QuarantinedFile>, SpoolError> {
-        let listed = self.storage.list(QUARANTINE)?;
-        let mut out: Vec<QuarantinedFile> = listed
-            .iter()
-            .filter(|e| !e.name.ends_with(WHY))
-            .map(|e| QuarantinedFile {
-                name: e.name.clone(),
-                size: e.size,
-                reason: self
-                    .storage
-                    .read(&format!("{QUARANTINE}/{}", reason_name(&e.name)))
-                    .map(|r| String::from_utf8_lossy(&r).into_owned())
-                    .unwrap_or_else(|_| "(no reason recorded)".to_string()),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        quarantined_files(&self.storage)
     }
 
     /// Moves quarantined files back to `ready/` as the newest files: the one named
@@ -679,6 +664,47 @@ impl<S: Storage> Spool<S> {
         self.storage.sync_dir(QUARANTINE)?;
         Ok(requeued)
     }
+}
+
+/// The quarantined files and their reasons, read without opening the spool (safe
+/// while an agent runs).
+pub fn quarantined_files<S: Storage>(storage: &S) -> Result<Vec<QuarantinedFile>, SpoolError> {
+    let listed = storage.list(QUARANTINE)?;
+    let mut out: Vec<QuarantinedFile> = listed
+        .iter()
+        .filter(|e| !e.name.ends_with(WHY))
+        .map(|e| QuarantinedFile {
+            name: e.name.clone(),
+            size: e.size,
+            reason: storage
+                .read(&format!("{QUARANTINE}/{}", reason_name(&e.name)))
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .unwrap_or_else(|_| "(no reason recorded)".to_string()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The files waiting in `ready/`, oldest first, read without opening the spool (safe
+/// while an agent runs; names the spool did not write are left out).
+pub fn ready_files<S: Storage>(storage: &S) -> Result<Vec<SpoolEntry>, SpoolError> {
+    let mut out: Vec<SpoolEntry> = storage
+        .list(READY)?
+        .into_iter()
+        .filter_map(|e| {
+            let (seq, position) = parse_entry_name(&e.name)?;
+            Some(SpoolEntry {
+                name: e.name,
+                seq,
+                position,
+                size: e.size,
+                modified: e.modified,
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
 }
 
 /// What a spooled file says about itself.
