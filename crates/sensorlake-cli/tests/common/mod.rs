@@ -95,11 +95,14 @@ pub fn value_bits(v: &Value) -> (u8, u64) {
     }
 }
 
+/// A row's values as comparable bits.
+pub type RowBits = Vec<(u8, u64)>;
+
 /// Rows found in the bucket: every copy of each (device, ts).
 #[derive(Debug, Default)]
 pub struct StoredRows {
     pub objects: usize,
-    pub rows: BTreeMap<(String, i64), Vec<Vec<(u8, u64)>>>,
+    pub rows: BTreeMap<(String, i64), Vec<RowBits>>,
     pub bad_objects: Vec<String>,
 }
 
