@@ -6,7 +6,7 @@
 //! tmp/          files being written; leftovers are removed on open
 //! ready/        complete, synced files waiting for upload, oldest (lowest number) first
 //! quarantine/   files that cannot be uploaded, each with a `.why` file saying why
-//! state/        the newest uploaded file's name (emptied), recording its source position
+//! state/        the newest uploaded file, kept for its name: its source position
 //! ```
 //!
 //! A file is written to `tmp/`, synced, renamed into `ready/` and the directory synced:
@@ -21,8 +21,8 @@
 //! deterministic simulator) passes the position after a batch's last row with the
 //! file; it is part of the file's name (`0000002a-00000000000f4240.pq`), so the
 //! position becomes durable in the same rename that makes the batch durable. When the
-//! file with the highest position is uploaded, it is moved to `state/` and emptied,
-//! keeping the position. [`Spool::position`] — the highest position in `ready/`,
+//! file with the highest position is uploaded, it is moved to `state/` (replacing the
+//! previous one there), keeping the position. [`Spool::position`] — the highest position in `ready/`,
 //! `quarantine/` or `state/` — is where the source resumes after a restart: it neither
 //! re-reads nor skips a row.
 
@@ -546,7 +546,7 @@ impl<S: Storage> Spool<S> {
     }
 
     /// Removes `entry` from `ready/`; if no other file records a position as high as
-    /// its own, the file moves to `state/` (emptied) to keep that position.
+    /// its own, the file moves to `state/` to keep that position.
     fn remove_entry(&mut self, entry: &SpoolEntry) -> Result<(), SpoolError> {
         failpoint::hit(failpoint::BEFORE_DELETE);
         let path = entry.path();
@@ -568,8 +568,9 @@ impl<S: Storage> Spool<S> {
             if let Some(old) = self.marker.replace(entry.name.clone()) {
                 let _ = self.storage.remove(&format!("{STATE}/{old}"));
             }
-            // Free the space; only the name matters.
-            let _ = self.storage.write(&marker, &[]);
+            // The marker keeps its content: only its name matters, but emptying it
+            // would tear the file under its old name too where a power loss leaves a
+            // renamed file under both names (FAT renames across directories).
         } else {
             match self.storage.remove(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
