@@ -42,8 +42,7 @@ fn command(args: &[&str], secret: &str) -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    let out = command(args, SECRET_KEY).output().unwrap();
-    out
+    command(args, SECRET_KEY).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
