@@ -438,3 +438,16 @@ fn unreadable_files_are_quarantined_without_blocking_the_queue() {
     assert_eq!(rig.lake.rows("raw/").rows.len(), 100);
     assert_eq!(rig.uploader.counters().retries, 0);
 }
+
+#[test]
+fn a_file_removed_by_hand_leaves_the_queue_without_blocking_it() {
+    let mut rig = Rig::new();
+    let (entry, _) = rig.spool_file(0);
+    rig.spool_file(100);
+    std::fs::remove_file(rig.spool_dir.path().join(entry.path())).unwrap();
+    let (event, _) = rig.step();
+    assert_eq!(event, Event::Vanished { file: entry.name });
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+    assert_eq!(rig.step().0, Event::Idle);
+}

@@ -465,18 +465,23 @@ impl<S: Storage> Recorder<S> {
     /// Closes the open batch and spools every waiting batch (shutdown). On error the
     /// rows stay in memory (and the journal, if on).
     pub fn flush(&mut self) -> Result<(), SpoolError> {
-        self.drain_replay();
-        let before = self.batcher.pending();
-        self.batcher.flush();
-        self.track_closed(before);
-        if let Some(journal) = &mut self.journal
-            && let Err(e) = journal.sync()
-        {
-            self.stats.journal_errors += 1;
-            log::warn!("journal: cannot sync: {e}");
+        loop {
+            // Journal rows still waiting to be replayed go first.
+            let replayed = self.drain_replay();
+            let before = self.batcher.pending();
+            self.batcher.flush();
+            self.track_closed(before);
+            if let Some(journal) = &mut self.journal
+                && let Err(e) = journal.sync()
+            {
+                self.stats.journal_errors += 1;
+                log::warn!("journal: cannot sync: {e}");
+            }
+            self.spool_pending()?;
+            if replayed {
+                return Ok(());
+            }
         }
-        self.spool_pending()?;
-        Ok(())
     }
 
     fn spool_pending_auto(&mut self) {

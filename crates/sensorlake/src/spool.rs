@@ -529,6 +529,14 @@ impl<S: Storage> Spool<S> {
             .is_some_and(|e| e.name == entry.name)
     }
 
+    /// Drops `entry` from the index without touching storage (its file vanished).
+    pub fn forget(&mut self, entry: &SpoolEntry) {
+        if let Some(e) = self.ready.remove(&entry.seq) {
+            self.ready_bytes -= e.size;
+        }
+        self.release(entry);
+    }
+
     /// The content of a waiting file.
     pub fn read(&self, entry: &SpoolEntry) -> io::Result<Vec<u8>> {
         self.storage.read(&entry.path())

@@ -121,6 +121,11 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The file disappeared from storage (removed by hand); it left the queue.
+    Vanished {
+        /// Spool file name.
+        file: String,
+    },
     /// Waiting for a backoff or pause to end; nothing was sent.
     Waiting,
     /// Nothing to upload.
@@ -269,6 +274,14 @@ impl<U: UrlSource> Uploader<U> {
         };
         let bytes = match bytes {
             Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                log::error!("spooled {} vanished (removed by hand?): {e}", entry.name);
+                lock().forget(&entry);
+                return Step {
+                    event: Event::Vanished { file: entry.name },
+                    next: Next::Now,
+                };
+            }
             Err(e) => {
                 lock().release(&entry);
                 return self.retry(format!("cannot read spooled {}: {e}", entry.name), clock);
