@@ -1,7 +1,6 @@
 //! Time sources for the uploader: wall-clock time (for signing) and monotonic time (for
 //! waiting), injectable so tests can skew or advance them.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Wall-clock and monotonic time.
@@ -50,43 +49,6 @@ pub fn shift(t: SystemTime, secs: i64) -> SystemTime {
     if secs >= 0 { t + d } else { t - d }
 }
 
-/// A clock that moves only when told to, for tests of backoff and pauses.
-#[derive(Debug)]
-pub struct ManualClock {
-    state: Mutex<(SystemTime, Instant)>,
-}
-
-impl ManualClock {
-    /// A clock reading `wall` now.
-    pub fn new(wall: SystemTime) -> Self {
-        Self {
-            state: Mutex::new((wall, Instant::now())),
-        }
-    }
-
-    /// Moves both wall and monotonic time forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += d;
-        s.1 += d;
-    }
-
-    /// Sets the wall time (the monotonic time is unchanged).
-    pub fn set_wall(&self, wall: SystemTime) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = wall;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
-
-    fn monotonic(&self) -> Instant {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
-    }
-}
-
 impl<T: Clock + ?Sized> Clock for &T {
     fn now(&self) -> SystemTime {
         (**self).now()
@@ -94,5 +56,23 @@ impl<T: Clock + ?Sized> Clock for &T {
 
     fn monotonic(&self) -> Instant {
         (**self).monotonic()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skewed_clock_is_off_by_its_offset() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(shift(t, 60), t + Duration::from_secs(60));
+        assert_eq!(shift(t, -60), t - Duration::from_secs(60));
+        let behind = SkewedClock { offset_secs: -3600 }.now();
+        let lag = SystemTime::now().duration_since(behind).unwrap();
+        assert!(
+            lag >= Duration::from_secs(3599) && lag <= Duration::from_secs(3601),
+            "{lag:?}"
+        );
     }
 }

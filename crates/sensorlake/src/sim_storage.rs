@@ -501,16 +501,6 @@ impl SimStorage {
     pub fn used_bytes(&self) -> u64 {
         self.sim().used_bytes()
     }
-
-    /// Replaces the content of an existing file, durably (a test's bit rot or truncation).
-    pub fn corrupt(&self, path: &str, content: Vec<u8>) -> io::Result<()> {
-        let mut sim = self.sim();
-        let inode = sim.lookup(path).ok_or_else(|| not_found(path))?;
-        let file = sim.inodes.get_mut(&inode).expect("entries point to inodes");
-        file.data = content.clone();
-        file.durable = content;
-        Ok(())
-    }
 }
 
 impl Storage for SimStorage {
