@@ -2,13 +2,18 @@
 //! the blocking HTTP(S) client that runs the device's upload code on a host, CSV
 //! encoding, inspection and the demo. Nothing here is linked into firmware.
 
+pub mod agent;
+pub mod agent_config;
 pub mod aws_credentials;
 pub mod broker;
 pub mod demo;
 pub mod encode_csv;
+pub mod fault_proxy;
 pub mod fsutil;
 pub mod http;
 pub mod inspect;
 pub mod provision;
 pub mod s3client;
 pub mod s3server;
+pub mod sources;
+pub mod spool_cmd;

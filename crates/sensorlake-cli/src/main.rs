@@ -50,6 +50,52 @@ enum Command {
     /// Write a device's settings (Wi-Fi, device id, broker URL, token) as the CSV of
     /// ESP-IDF's NVS partition generator, for the ESP32-S3 firmware.
     Provision(sensorlake_cli::provision::ProvisionArgs),
+    /// The host agent: read a source, batch, encode, spool durably and upload, until
+    /// SIGINT/SIGTERM (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    Run(RunArgs),
+    /// Look into a spool directory, or requeue quarantined files.
+    Spool(SpoolArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The configuration file (see sensorlake.example.toml).
+    #[arg(long, default_value = "sensorlake.toml")]
+    config: PathBuf,
+    /// Exit 0 once a finite source (csv, simulate with rows) is exhausted, its last batch
+    /// spooled and the spool empty.
+    #[arg(long)]
+    until_drained: bool,
+}
+
+#[derive(Debug, Args)]
+struct SpoolArgs {
+    #[command(subcommand)]
+    action: SpoolAction,
+    /// The spool directory (default: [spool] dir of --config).
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    /// The agent's configuration file, for its spool directory.
+    #[arg(long, global = true, default_value = "sensorlake.toml")]
+    config: PathBuf,
+    /// Print JSON instead of text (list, stats).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SpoolAction {
+    /// The files waiting for upload (name, size, rows, object key) and the quarantined
+    /// files with their reasons. Read-only: safe while the agent runs.
+    List,
+    /// Counts and sizes. Read-only.
+    Stats,
+    /// Move quarantined files back into the queue (all, or the ones named). The agent
+    /// must be stopped.
+    Requeue {
+        /// File names in quarantine/ (default: all).
+        names: Vec<String>,
+    },
 }
 
 /// Encoding settings shared by commands that write Parquet.
@@ -229,6 +275,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -276,7 +323,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Provision(args) => {
             sensorlake_cli::provision::run(args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Run(args) => {
+            let config = sensorlake_cli::agent_config::AgentConfig::load(&args.config)?;
+            let options = sensorlake_cli::agent::RunOptions {
+                until_drained: args.until_drained,
+            };
+            sensorlake_cli::agent::run(&config, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spool(args) => spool(args),
     }
+}
+
+fn spool(args: SpoolArgs) -> Result<ExitCode> {
+    use sensorlake_cli::spool_cmd;
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => sensorlake_cli::agent_config::AgentConfig::load(&args.config)?.spool_dir,
+    };
+    match args.action {
+        SpoolAction::List | SpoolAction::Stats => {
+            let listing = spool_cmd::list(&dir)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else if matches!(args.action, SpoolAction::List) {
+                print!("{}", spool_cmd::render_list(&listing));
+            } else {
+                print!("{}", spool_cmd::render_stats(&listing));
+            }
+        }
+        SpoolAction::Requeue { names } => {
+            let moved = spool_cmd::requeue(&dir, &names)?;
+            for (from, to) in &moved {
+                println!("requeued quarantine/{from} as ready/{to}");
+            }
+            eprintln!("{} file(s) requeued", moved.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(args: DemoArgs) -> Result<ExitCode> {

@@ -7,24 +7,40 @@
 //! [`upload`] (PUT through any `embedded_svc` HTTP connection). [`csv`] reads rows
 //! from CSV text.
 //!
+//! Reliability: [`spool`] (durable file queue over a [`storage::Storage`] trait),
+//! [`journal`] (optional row journal), [`uploader`] (retry/backoff/pause state machine
+//! with [`clock`] skew correction and [`backoff`]), and [`pipeline`], the facade the
+//! firmware and the host agent both call. [`failpoint`] marks the crash-test phases;
+//! `sim_storage` (cargo feature `sim`, tests only) simulates power loss.
+//!
 //! Everything here is plain `std` Rust that runs on a host and on ESP-IDF: no async
 //! runtime, no server, pure-Rust codecs only (cargo feature `device`).
 
+pub mod backoff;
 pub mod batch;
 pub mod broker_api;
 pub mod broker_client;
+pub mod clock;
 pub mod csv;
 pub mod decode;
 pub mod encode;
+pub mod failpoint;
+pub mod journal;
 pub mod key;
+pub mod pipeline;
 pub mod presign;
 pub mod provision;
 pub mod schema;
 pub mod sensor;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim_storage;
 pub mod simulate;
+pub mod spool;
+pub mod storage;
 pub mod sts;
 pub mod timebase;
 pub mod upload;
+pub mod uploader;
 pub mod url_source;
 
 pub use batch::{Batch, BatchConfig, BatchError, Batcher, Value};

@@ -1,0 +1,408 @@
+//! An in-process TCP proxy on 127.0.0.1 that sits between an uploader and the embedded
+//! S3 server and, by a seeded schedule, breaks requests the way networks and S3 do:
+//! resets, stalls past the client's timeout, 500, 503 `SlowDown`, 429, a PUT forwarded
+//! to the server whose answer is then dropped (the object is stored, the client sees an
+//! error), a body corrupted on the way (the server answers `BadDigest`), and a 400
+//! `EntityTooLarge`. For tests; every fault is counted by kind.
+//!
+//! Each client connection carries one request: the proxy forwards it with
+//! `Connection: close` and closes after the answer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sensorlake::backoff::Rng;
+
+/// Largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long the proxy waits for a client or the server.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the proxy does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// Forward it and relay the answer.
+    Pass,
+    /// Close the connection after the request head, before reading the body.
+    Reset,
+    /// Read the request, answer nothing for the stall time, then close.
+    Stall,
+    /// Answer 500 InternalError.
+    Error500,
+    /// Answer 503 SlowDown.
+    SlowDown503,
+    /// Answer 429 Too Many Requests.
+    TooMany429,
+    /// Forward it (the server stores the object), then close without answering.
+    DropResponse,
+    /// Flip one body byte on the way (the server answers 400 BadDigest).
+    CorruptBody,
+    /// Answer 400 EntityTooLarge.
+    EntityTooLarge,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 9] = [
+        Self::Pass,
+        Self::Reset,
+        Self::Stall,
+        Self::Error500,
+        Self::SlowDown503,
+        Self::TooMany429,
+        Self::DropResponse,
+        Self::CorruptBody,
+        Self::EntityTooLarge,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Reset => "reset",
+            Self::Stall => "stall past timeout",
+            Self::Error500 => "500 InternalError",
+            Self::SlowDown503 => "503 SlowDown",
+            Self::TooMany429 => "429 Too Many Requests",
+            Self::DropResponse => "stored, response dropped",
+            Self::CorruptBody => "body corrupted (BadDigest)",
+            Self::EntityTooLarge => "400 EntityTooLarge",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The schedule: each request gets a fault drawn by weight from a seeded generator.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    /// Seed of the draws.
+    pub seed: u64,
+    /// Relative weights (faults not listed never happen).
+    pub weights: Vec<(Fault, u32)>,
+    /// How long a stalled request hangs before the proxy closes it.
+    pub stall: Duration,
+}
+
+impl FaultPlan {
+    /// Every request passes.
+    pub fn pass() -> Self {
+        Self {
+            seed: 0,
+            weights: vec![(Fault::Pass, 1)],
+            stall: Duration::from_secs(2),
+        }
+    }
+
+    /// A mix of every transient fault (no EntityTooLarge): `faulty_percent` of the
+    /// requests fail, evenly spread over the kinds.
+    pub fn transient_mix(seed: u64, faulty_percent: u32, stall: Duration) -> Self {
+        let kinds = [
+            Fault::Reset,
+            Fault::Stall,
+            Fault::Error500,
+            Fault::SlowDown503,
+            Fault::TooMany429,
+            Fault::DropResponse,
+            Fault::CorruptBody,
+        ];
+        let per_kind = faulty_percent.min(100) * 100 / kinds.len() as u32;
+        let mut weights = vec![(Fault::Pass, (100 - faulty_percent.min(100)) * 100)];
+        weights.extend(kinds.iter().map(|&k| (k, per_kind)));
+        Self {
+            seed,
+            weights,
+            stall,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    upstream: SocketAddr,
+    plan: Mutex<(FaultPlan, Rng)>,
+    script: Mutex<VecDeque<Fault>>,
+    counts: Mutex<BTreeMap<Fault, u64>>,
+    stop: AtomicBool,
+}
+
+impl Inner {
+    fn next_fault(&self) -> (Fault, Duration) {
+        let scripted = self
+            .script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        let mut plan = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        let stall = plan.0.stall;
+        let fault = scripted.unwrap_or_else(|| {
+            let total: u64 = plan.0.weights.iter().map(|(_, w)| u64::from(*w)).sum();
+            let mut pick = plan.1.below(total.max(1));
+            let mut chosen = Fault::Pass;
+            for &(fault, weight) in &plan.0.weights {
+                if pick < u64::from(weight) {
+                    chosen = fault;
+                    break;
+                }
+                pick -= u64::from(weight);
+            }
+            chosen
+        });
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(fault)
+            .or_default() += 1;
+        (fault, stall)
+    }
+}
+
+/// A running fault proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Listens on 127.0.0.1 (a free port) and forwards to `upstream`.
+    pub fn start(upstream: SocketAddr, plan: FaultPlan) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let seed = plan.seed;
+        let inner = Arc::new(Inner {
+            upstream,
+            plan: Mutex::new((plan, Rng::new(seed))),
+            script: Mutex::new(VecDeque::new()),
+            counts: Mutex::new(BTreeMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let accept = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("fault-proxy".into())
+                .spawn(move || {
+                    for client in listener.incoming() {
+                        if inner.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(client) = client else { continue };
+                        let inner = inner.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("fault-proxy-conn".into())
+                            .spawn(move || {
+                                let _ = handle(client, &inner);
+                            });
+                    }
+                })?
+        };
+        Ok(Self {
+            addr,
+            inner,
+            accept: Some(accept),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint clients use instead of the server's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the schedule (the generator restarts from the plan's seed).
+    pub fn set_plan(&self, plan: FaultPlan) {
+        let seed = plan.seed;
+        *self.inner.plan.lock().unwrap_or_else(|e| e.into_inner()) = (plan, Rng::new(seed));
+    }
+
+    /// The next requests get these faults, in order, before the schedule resumes.
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.inner
+            .script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(faults);
+    }
+
+    /// Requests seen, by what the proxy did to them.
+    pub fn counts(&self) -> BTreeMap<Fault, u64> {
+        self.inner
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Reads up to the end of the head; returns the head and any body bytes read with it.
+fn read_head(stream: &mut TcpStream) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let body = buf.split_off(end + 4);
+            return Ok(Some((buf, body)));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::other("request head too large"));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn read_body(stream: &mut TcpStream, mut body: Vec<u8>, len: usize) -> io::Result<Vec<u8>> {
+    let mut chunk = [0u8; 16 * 1024];
+    while body.len() < len {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "body cut short",
+            ));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Ok(body)
+}
+
+/// The head with `Connection: close` instead of any `Connection` header.
+fn closing_head(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::with_capacity(text.len() + 20);
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let is_connection = line
+            .split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("connection"));
+        if !is_connection {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// Sends the request to the server and returns its whole answer.
+fn forward(upstream: SocketAddr, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>> {
+    let mut server = TcpStream::connect_timeout(&upstream, IO_TIMEOUT)?;
+    server.set_read_timeout(Some(IO_TIMEOUT))?;
+    server.set_write_timeout(Some(IO_TIMEOUT))?;
+    server.write_all(&closing_head(head))?;
+    server.write_all(body)?;
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+fn s3_error(status: u16, reason: &str, code: &str, message: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
+        .unwrap_or_default();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nDate: {date}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn handle(mut client: TcpStream, inner: &Inner) -> io::Result<()> {
+    client.set_read_timeout(Some(IO_TIMEOUT))?;
+    client.set_write_timeout(Some(IO_TIMEOUT))?;
+    let Some((head, early_body)) = read_head(&mut client)? else {
+        return Ok(()); // the client only opened (or checked) the connection
+    };
+    let (fault, stall) = inner.next_fault();
+    if fault == Fault::Reset {
+        // Unread body bytes make the kernel answer the close with a reset.
+        drop(client);
+        return Ok(());
+    }
+    let mut body = read_body(&mut client, early_body, content_length(&head))?;
+    let answer = match fault {
+        Fault::Pass => forward(inner.upstream, &head, &body)?,
+        Fault::CorruptBody => {
+            if let Some(mid) = body.len().checked_sub(1).map(|l| l / 2) {
+                body[mid] ^= 0x55;
+            }
+            forward(inner.upstream, &head, &body)?
+        }
+        Fault::DropResponse => {
+            let _ = forward(inner.upstream, &head, &body)?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        Fault::Stall => {
+            let until = Instant::now() + stall;
+            while Instant::now() < until && !inner.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return Ok(());
+        }
+        Fault::Error500 => s3_error(
+            500,
+            "Internal Server Error",
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+        Fault::SlowDown503 => s3_error(
+            503,
+            "Slow Down",
+            "SlowDown",
+            "Please reduce your request rate.",
+        ),
+        Fault::TooMany429 => s3_error(
+            429,
+            "Too Many Requests",
+            "TooManyRequests",
+            "Please reduce your request rate.",
+        ),
+        Fault::EntityTooLarge => s3_error(
+            400,
+            "Bad Request",
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ),
+        Fault::Reset => unreachable!("handled above"),
+    };
+    client.write_all(&answer)?;
+    let _ = client.shutdown(Shutdown::Write);
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! Where the agent's rows come from: the deterministic simulator, a CSV file replayed at
+//! a rate, or CSV lines on standard input.
+//!
+//! Re-readable sources (simulate, csv) give every row a position — the simulator's row
+//! number + 1, the CSV byte offset after the row's line — which the spool stores with
+//! each batch; after a restart they resume at the spool's position, so no row is read
+//! twice or skipped.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sensorlake::batch::Value;
+use sensorlake::csv::{CsvHeader, infer_schema};
+use sensorlake::schema::{Channel, Schema};
+use sensorlake::simulate::Simulator;
+
+use crate::agent_config::SourceConfig;
+
+/// Lines of a CSV file read to infer its channel types.
+pub const INFER_LINES: usize = 10_000;
+
+/// What a source has next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pull {
+    /// A row; `position` is where to resume after it (re-readable sources only).
+    Row {
+        /// Timestamp, µs since the epoch.
+        ts_us: i64,
+        /// Values in channel order.
+        values: Vec<Value>,
+        /// The position after this row.
+        position: Option<u64>,
+    },
+    /// Nothing yet; ask again after this long (rate limit, live input).
+    Wait(Duration),
+    /// A finite source is exhausted.
+    End,
+}
+
+/// A source of rows.
+pub trait Source: Send {
+    /// The next row, or why there is none.
+    fn pull(&mut self) -> Result<Pull>;
+    /// Whether rows are live (wall-clock batch ages apply).
+    fn is_live(&self) -> bool;
+    /// Rows skipped because they did not parse.
+    fn skipped(&self) -> u64;
+}
+
+/// Paces rows at `rate_hz` from a start instant.
+#[derive(Debug)]
+struct Pace {
+    rate_hz: Option<f64>,
+    started: Instant,
+    emitted: u64,
+}
+
+impl Pace {
+    fn new(rate_hz: Option<f64>) -> Self {
+        Self {
+            rate_hz,
+            started: Instant::now(),
+            emitted: 0,
+        }
+    }
+
+    /// How long until the next row is due (`None`: now).
+    fn wait(&self) -> Option<Duration> {
+        let rate = self.rate_hz?;
+        let due = self.started + Duration::from_secs_f64(self.emitted as f64 / rate);
+        due.checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+}
+
+/// The simulated device.
+#[derive(Debug)]
+pub struct SimulateSource {
+    sim: Simulator,
+    next: u64,
+    end: Option<u64>,
+    pace: Pace,
+}
+
+impl SimulateSource {
+    /// Starts after row `resume` (the spool's position: rows already taken).
+    pub fn new(
+        sim: Simulator,
+        rows: Option<u64>,
+        rate_hz: Option<f64>,
+        resume: Option<u64>,
+    ) -> Self {
+        Self {
+            sim,
+            next: resume.unwrap_or(0),
+            end: rows,
+            pace: Pace::new(rate_hz),
+        }
+    }
+}
+
+impl Source for SimulateSource {
+    fn pull(&mut self) -> Result<Pull> {
+        if self.end.is_some_and(|end| self.next >= end) {
+            return Ok(Pull::End);
+        }
+        if let Some(wait) = self.pace.wait() {
+            return Ok(Pull::Wait(wait));
+        }
+        let mut values = Vec::new();
+        let ts_us = self.sim.row(self.next, &mut values);
+        self.next += 1;
+        self.pace.emitted += 1;
+        Ok(Pull::Row {
+            ts_us,
+            values,
+            position: Some(self.next),
+        })
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    fn skipped(&self) -> u64 {
+        0
+    }
+}
+
+/// A CSV file replayed from a byte offset.
+#[derive(Debug)]
+pub struct CsvSource {
+    path: PathBuf,
+    reader: BufReader<File>,
+    header: CsvHeader,
+    offset: u64,
+    line_no: usize,
+    pace: Pace,
+    skipped: u64,
+    line: Vec<u8>,
+    values: Vec<Value>,
+}
+
+/// The header line and the byte offset after it.
+fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<(String, u64)> {
+    let mut header = String::new();
+    let n = reader
+        .read_line(&mut header)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if n == 0 {
+        bail!("{}: the file is empty (no header)", path.display());
+    }
+    Ok((header.trim_end().to_string(), n as u64))
+}
+
+/// Channels for a CSV file: names from the header, types inferred from the first
+/// [`INFER_LINES`] lines.
+pub fn csv_channels(path: &Path) -> Result<Vec<Channel>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut text = String::new();
+    for line in BufReader::new(file).lines().take(INFER_LINES + 1) {
+        text.push_str(&line.with_context(|| format!("cannot read {}", path.display()))?);
+        text.push('\n');
+    }
+    let schema = infer_schema(&text, &[])
+        .map_err(|e| anyhow::anyhow!("{}", e.in_source(&path.display().to_string())))?;
+    Ok(schema.channels)
+}
+
+impl CsvSource {
+    /// Opens `path` for `schema`, resuming at byte offset `resume` (the spool's position).
+    pub fn open(
+        path: &Path,
+        schema: &Schema,
+        rate_hz: Option<f64>,
+        resume: Option<u64>,
+    ) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let len = file.metadata()?.len();
+        let mut reader = BufReader::new(file);
+        let (header_line, header_end) = read_header(&mut reader, path)?;
+        let header = CsvHeader::parse(&header_line, schema)
+            .map_err(|e| anyhow::anyhow!("{}", e.in_source(&path.display().to_string())))?;
+        let mut offset = header_end;
+        let mut line_no = 1;
+        if let Some(resume) = resume.filter(|&r| r > header_end) {
+            if resume > len {
+                bail!(
+                    "the spool says {} was read up to byte {resume}, but it has only {len} bytes: was the file replaced? Use a new spool dir for a new file",
+                    path.display()
+                );
+            }
+            // Count the lines before the resume point, for error messages.
+            let mut skipped = (&mut reader).take(resume - header_end);
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                let n = skipped.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                line_no += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            }
+            reader.seek(SeekFrom::Start(resume))?;
+            offset = resume;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            header,
+            offset,
+            line_no,
+            pace: Pace::new(rate_hz),
+            skipped: 0,
+            line: Vec::new(),
+            values: Vec::new(),
+        })
+    }
+}
+
+impl Source for CsvSource {
+    fn pull(&mut self) -> Result<Pull> {
+        if let Some(wait) = self.pace.wait() {
+            return Ok(Pull::Wait(wait));
+        }
+        loop {
+            self.line.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            if n == 0 {
+                return Ok(Pull::End);
+            }
+            self.offset += n as u64;
+            self.line_no += 1;
+            let text = String::from_utf8_lossy(&self.line);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match self.header.parse_row(text, self.line_no, &mut self.values) {
+                Ok(ts_us) => {
+                    self.pace.emitted += 1;
+                    return Ok(Pull::Row {
+                        ts_us,
+                        values: self.values.clone(),
+                        position: Some(self.offset),
+                    });
+                }
+                Err(e) => {
+                    self.skipped += 1;
+                    tracing::warn!(
+                        "skipping a row: {}",
+                        e.in_source(&self.path.display().to_string())
+                    );
+                }
+            }
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// CSV lines from standard input (read on a helper thread, so a shutdown never waits
+/// for input).
+#[derive(Debug)]
+pub struct StdinSource {
+    lines: Receiver<std::io::Result<String>>,
+    header: CsvHeader,
+    line_no: usize,
+    skipped: u64,
+    values: Vec<Value>,
+    ended: bool,
+}
+
+/// Reads the header line of standard input and starts the reader thread.
+pub fn stdin_lines() -> Result<(String, Receiver<std::io::Result<String>>)> {
+    let (tx, rx) = sync_channel(1024);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })?;
+    let header = match rx.recv() {
+        Ok(line) => line.context("cannot read standard input")?,
+        Err(_) => bail!("standard input is empty (no header line)"),
+    };
+    Ok((header, rx))
+}
+
+impl StdinSource {
+    /// A source over lines after the header.
+    pub fn new(
+        header_line: &str,
+        lines: Receiver<std::io::Result<String>>,
+        schema: &Schema,
+    ) -> Result<Self> {
+        let header = CsvHeader::parse(header_line, schema)
+            .map_err(|e| anyhow::anyhow!("{}", e.in_source("stdin")))?;
+        Ok(Self {
+            lines,
+            header,
+            line_no: 1,
+            skipped: 0,
+            values: Vec::new(),
+            ended: false,
+        })
+    }
+}
+
+impl Source for StdinSource {
+    fn pull(&mut self) -> Result<Pull> {
+        if self.ended {
+            return Ok(Pull::End);
+        }
+        loop {
+            let line = match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => line.context("cannot read standard input")?,
+                Err(RecvTimeoutError::Timeout) => return Ok(Pull::Wait(Duration::ZERO)),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    return Ok(Pull::End);
+                }
+            };
+            self.line_no += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match self
+                .header
+                .parse_row(line.trim_end_matches('\r'), self.line_no, &mut self.values)
+            {
+                Ok(ts_us) => {
+                    return Ok(Pull::Row {
+                        ts_us,
+                        values: self.values.clone(),
+                        position: None,
+                    });
+                }
+                Err(e) => {
+                    self.skipped += 1;
+                    tracing::warn!("skipping a row: {}", e.in_source("stdin"));
+                }
+            }
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// The schema rows of `source` follow: the configured channels, else the source's own.
+/// For stdin this reads the header line (returned for [`StdinSource::new`]).
+pub fn schema_for(
+    source: &SourceConfig,
+    channels: Option<&[Channel]>,
+    stdin_header: Option<&str>,
+) -> Result<Arc<Schema>> {
+    let channels = match (channels, source) {
+        (Some(c), _) => c.to_vec(),
+        (None, SourceConfig::Simulate { profile, .. }) => Simulator::schema_for(*profile).channels,
+        (None, SourceConfig::Csv { path, .. }) => csv_channels(path)?,
+        (None, SourceConfig::Stdin) => {
+            let header = stdin_header.unwrap_or_default();
+            let names = sensorlake::csv::split_line(header)
+                .map_err(|e| anyhow::anyhow!("stdin header: {e}"))?;
+            names.iter().skip(1).map(|n| Channel::f32(n)).collect()
+        }
+    };
+    if let SourceConfig::Simulate { profile, .. } = source {
+        let own = Simulator::schema_for(*profile);
+        if channels.len() != own.channels.len()
+            || channels
+                .iter()
+                .zip(&own.channels)
+                .any(|(a, b)| a.name != b.name || a.ty != b.ty)
+        {
+            bail!("[[channels]] must be left out (or match the profile) for the simulate source");
+        }
+    }
+    Ok(Arc::new(
+        Schema::new(channels).map_err(|e| anyhow::anyhow!("channels: {e}"))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn csv_positions_resume_exactly_after_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut f = File::create(&path).unwrap();
+        writeln!(f, "timestamp,a").unwrap();
+        for i in 0..10 {
+            writeln!(f, "{},{}", 1_709_280_000_000_000i64 + i, i).unwrap();
+        }
+        writeln!(f, "oops,1").unwrap();
+        write!(f, "{},99", 1_709_280_000_000_100i64).unwrap(); // no final newline
+        drop(f);
+        let schema = Schema::new(csv_channels(&path).unwrap()).unwrap();
+        let rows = |resume| {
+            let mut s = CsvSource::open(&path, &schema, None, resume).unwrap();
+            let mut out = Vec::new();
+            while let Pull::Row {
+                values, position, ..
+            } = s.pull().unwrap()
+            {
+                out.push((values[0], position.unwrap()));
+            }
+            (out, s.skipped())
+        };
+        let (all, skipped) = rows(None);
+        assert_eq!(all.len(), 11);
+        assert_eq!(skipped, 1);
+        let (rest, _) = rows(Some(all[3].1));
+        assert_eq!(rest, all[4..]);
+        let (none, _) = rows(Some(all[10].1));
+        assert!(none.is_empty());
+        let err = CsvSource::open(&path, &schema, None, Some(10_000)).unwrap_err();
+        assert!(err.to_string().contains("was the file replaced"), "{err}");
+    }
+}

@@ -1,0 +1,329 @@
+//! `sensorlake run` and `sensorlake spool` as a user runs them: the shutdown flush on
+//! SIGTERM, draining a finite source and resuming after its last row, a wrong secret
+//! that pauses uploads without touching the queue, and the quarantine commands.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ACCESS_KEY, Lake, SECRET_KEY, compare};
+use sensorlake::simulate::{Profile, Simulator};
+use sensorlake_cli::fault_proxy::{Fault, FaultPlan, FaultProxy};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sensorlake");
+const START: &str = "2024-03-01T00:00:00Z";
+const START_US: i64 = 1_709_251_200_000_000;
+
+fn write_config(dir: &Path, endpoint: &str, source: &str, extra: &str) -> PathBuf {
+    let path = dir.join("sensorlake.toml");
+    let text = format!(
+        "device_id = \"gw-1\"\n{source}\n[batch]\nmax_rows = 50\n[spool]\ndir = \"spool\"\n[s3]\nendpoint = \"{endpoint}\"\nbucket = \"lake\"\npath_style = true\nprefix = \"raw\"\n[status]\ninterval = \"200ms\"\n[upload]\npause_initial = \"300ms\"\npause_max = \"1s\"\n{extra}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn simulate(rows: u64) -> String {
+    format!("[source]\nkind = \"simulate\"\nstart = \"{START}\"\nrows = {rows}\nrate_hz = 0")
+}
+
+fn command(args: &[&str], secret: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("SENSORLAKE_FAILPOINT")
+        .env_remove("SENSORLAKE_CLOCK_OFFSET_SECS");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    command(args, SECRET_KEY).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn status(dir: &Path) -> serde_json::Value {
+    std::fs::read(dir.join("spool/status.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_for(dir: &Path, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(dir);
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn simulated_rows(from: u64, to: u64) -> Vec<(i64, Vec<sensorlake::batch::Value>)> {
+    let sim = Simulator::new(Profile::Enviro, "gw-1", 1, START_US);
+    let mut values = Vec::new();
+    (from..to)
+        .map(|i| {
+            let ts = sim.row(i, &mut values);
+            (ts, values.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn help_lists_run_and_spool() {
+    let out = run(&["--help"]);
+    let help = text(&out.stdout);
+    assert!(help.contains("run") && help.contains("spool"), "{help}");
+    let out = run(&["spool", "--help"]);
+    let help = text(&out.stdout);
+    for action in ["list", "stats", "requeue"] {
+        assert!(help.contains(action), "{help}");
+    }
+}
+
+#[test]
+fn sigterm_flushes_the_open_batch_into_the_spool() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &lake.server.endpoint(),
+        "[source]\nkind = \"stdin\"\n[[channels]]\nname = \"temp\"\n[[channels]]\nname = \"hum\"\nnullable = true",
+        "",
+    );
+    // One batch holds 1000 rows or 1 h: the rows stay in memory until the flush.
+    let text_config = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_rows = 50", "max_rows = 1000\nmax_age = \"1h\"");
+    std::fs::write(&config, text_config).unwrap();
+    let mut child = command(&["run", "--config", config.to_str().unwrap()], SECRET_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "timestamp,temp,hum").unwrap();
+    // A live source: current timestamps (its batches also close by wall-clock age),
+    // 1.5 s of rows within one UTC hour (a batch never spans two).
+    let now_us = jiff::Timestamp::now().as_microsecond();
+    let hour_start = now_us - now_us % 3_600_000_000;
+    let start_us = (now_us - 5_000_000).max(hour_start);
+    for i in 0..150 {
+        let hum = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("{}", 40 + i % 7)
+        };
+        writeln!(stdin, "{},{}.5,{hum}", start_us + i * 10_000, 20 + i % 5).unwrap();
+    }
+    stdin.flush().unwrap();
+    let s = wait_for(dir.path(), "150 rows in", |s| s["rows_in"] == 150);
+    assert_eq!(s["open_rows"], 150, "{s}");
+    assert_eq!(s["files_spooled"], 0, "{s}");
+
+    let exit = terminate(&mut child);
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(log.contains("SIGTERM") && log.contains("flushed"), "{log}");
+    drop(stdin);
+
+    let spool = dir.path().join("spool");
+    let listing = sensorlake_cli::spool_cmd::list(&spool).unwrap();
+    let rows: u64 = listing.ready.iter().filter_map(|f| f.rows).sum();
+    let uploaded = lake.rows("raw/").rows.len() as u64;
+    assert_eq!(
+        rows + uploaded,
+        150,
+        "every row is spooled or uploaded: {listing:?}"
+    );
+    let out = run(&["spool", "list", "--dir", spool.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn until_drained_uploads_everything_and_a_restart_resumes_after_the_last_row() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(500), "");
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("drained"),
+        "{}",
+        text(&out.stderr)
+    );
+    let c = compare("gw-1", &simulated_rows(0, 500), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 500, "{c}");
+
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(800), "");
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("resuming at position 500"),
+        "{}",
+        text(&out.stderr)
+    );
+    let c = compare("gw-1", &simulated_rows(0, 800), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 800, "{c}");
+    let s = status(dir.path());
+    assert_eq!(s["rows_read"], 300, "only the new rows were read: {s}");
+}
+
+#[test]
+fn a_wrong_secret_pauses_uploads_and_the_queue_waits_for_the_right_one() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(300), "");
+    let config = config.to_str().unwrap();
+    let mut child = command(
+        &["run", "--config", config],
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGKEY",
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let s = wait_for(dir.path(), "a pause with all rows spooled", |s| {
+        s["paused_because"]
+            .as_str()
+            .is_some_and(|p| p.contains("SignatureDoesNotMatch"))
+            && s["rows_spooled"] == 300
+            && s["spool_files"] == 6
+    });
+    assert_eq!(s["files_uploaded"], 0, "{s}");
+    assert_eq!(s["quarantined_files"], 0, "{s}");
+    assert!(terminate(&mut child).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("PAUSED"), "{log}");
+    assert!(
+        !log.contains("WRONGKEY") && !log.contains(SECRET_KEY),
+        "no secret in the log"
+    );
+
+    let out = run(&["run", "--config", config, "--until-drained"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = compare("gw-1", &simulated_rows(0, 300), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 300, "{c}");
+}
+
+#[test]
+fn a_quarantined_file_is_listed_with_its_reason_and_requeued() {
+    let lake = Lake::start();
+    let proxy = FaultProxy::start(lake.server.addr(), FaultPlan::pass()).unwrap();
+    proxy.script([Fault::EntityTooLarge]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &proxy.endpoint(), &simulate(200), "");
+    let config = config.to_str().unwrap();
+    let out = run(&["run", "--config", config, "--until-drained"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        lake.rows("raw/").rows.len(),
+        150,
+        "one file of 50 rows is quarantined"
+    );
+
+    let out = run(&["spool", "list", "--config", config]);
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        listing.contains("quarantine (1 files)") && listing.contains("EntityTooLarge"),
+        "{listing}"
+    );
+    let out = run(&["spool", "stats", "--config", config, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["quarantine"].as_array().unwrap().len(), 1, "{stats}");
+    assert_eq!(stats["position"], 200, "{stats}");
+
+    // Not while an agent holds the spool.
+    let lock = sensorlake_cli::agent::lock_spool(&dir.path().join("spool")).unwrap();
+    let out = run(&["spool", "requeue", "--config", config]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("in use"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(lock);
+
+    let out = run(&["spool", "requeue", "--config", config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 file(s) requeued"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["run", "--config", config, "--until-drained"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = compare("gw-1", &simulated_rows(0, 200), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 200, "{c}");
+    let listing = sensorlake_cli::spool_cmd::list(&dir.path().join("spool")).unwrap();
+    assert!(listing.quarantine.is_empty() && listing.ready.is_empty());
+}
+
+#[test]
+fn a_bad_configuration_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sensorlake.toml");
+    std::fs::write(
+        &config,
+        "device_id = \"gw-1\"\n[spool]\nwhen_ful = \"drop-oldest\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("sensorlake.toml") && err.contains("when_ful"),
+        "{err}"
+    );
+    let out = command(
+        &["run", "--config", "/nonexistent/sensorlake.toml"],
+        SECRET_KEY,
+    )
+    .output()
+    .unwrap();
+    assert!(text(&out.stderr).contains("/nonexistent/sensorlake.toml"));
+}

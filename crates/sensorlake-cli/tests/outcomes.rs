@@ -1,0 +1,453 @@
+//! Every outcome class of the upload state machine, against the real embedded S3 server
+//! (SigV4 on) behind the fault proxy: passing failures are retried with backoff, an
+//! expired URL or a skewed clock is corrected from the server's Date header, a wrong
+//! secret pauses the queue until fixed, BadDigest re-verifies the local file, a lost
+//! answer ends in 412 (no duplicate), a rejected request is quarantined, and unreadable
+//! files never block the queue.
+//!
+//! Waits are not slept: the test clock's monotonic time jumps to each `WaitUntil`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{Lake, SECRET_KEY};
+use embedded_svc::http::client::Connection;
+use sensorlake::batch::{Batch, Value};
+use sensorlake::clock::{Clock, shift};
+use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata};
+use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+use sensorlake::presign::{PresignedPut, PutRequest, Signer};
+use sensorlake::schema::{Channel, Schema};
+use sensorlake::spool::{Spool, SpoolConfig, SpoolEntry};
+use sensorlake::storage::{StdStorage, Storage};
+use sensorlake::uploader::{Event, Next, UploadConfig, Uploader};
+use sensorlake::url_source::{UrlError, UrlSource};
+use sensorlake_cli::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use sensorlake_cli::http::{HostConnection, HttpConfig};
+
+const T0: i64 = 1_709_280_000_000_000;
+
+/// Real wall time shifted by an offset; monotonic time that moves only when told.
+struct TestClock {
+    offset_secs: i64,
+    monotonic: Mutex<Instant>,
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        shift(SystemTime::now(), self.offset_secs)
+    }
+    fn monotonic(&self) -> Instant {
+        *self.monotonic.lock().unwrap()
+    }
+}
+
+/// Signs with a signer, and can truncate a spooled file just before its PUT.
+struct Sabotage {
+    signer: Signer,
+    truncate: Option<PathBuf>,
+}
+
+impl UrlSource for Sabotage {
+    fn presign<C: Connection>(
+        &mut self,
+        conn: &mut C,
+        requests: &[PutRequest],
+        now: SystemTime,
+    ) -> Result<Vec<PresignedPut>, UrlError> {
+        if let Some(path) = self.truncate.take() {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        }
+        self.signer.presign(conn, requests, now)
+    }
+}
+
+struct Rig {
+    lake: Lake,
+    proxy: FaultProxy,
+    spool_dir: tempfile::TempDir,
+    spool: Mutex<Spool<StdStorage>>,
+    uploader: Uploader<Sabotage>,
+    conn: HostConnection,
+    clock: TestClock,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let lake = Lake::start();
+        let proxy = FaultProxy::start(lake.server.addr(), FaultPlan::pass()).unwrap();
+        let signer = lake.signer(&proxy.endpoint(), SECRET_KEY);
+        let spool_dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(StdStorage::new(spool_dir.path()), SpoolConfig::default()).unwrap();
+        let conn = HostConnection::new(HttpConfig {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_millis(400),
+            ca_file: None,
+        })
+        .unwrap();
+        Self {
+            uploader: Uploader::new(
+                Sabotage {
+                    signer,
+                    truncate: None,
+                },
+                UploadConfig::default(),
+                42,
+            ),
+            lake,
+            proxy,
+            spool_dir,
+            spool: Mutex::new(spool),
+            conn,
+            clock: TestClock {
+                offset_secs: 0,
+                monotonic: Mutex::new(Instant::now()),
+            },
+        }
+    }
+
+    /// Spools a real file of 50 rows starting at row `first`; returns its bytes.
+    fn spool_file(&self, first: i64) -> (SpoolEntry, Vec<u8>) {
+        let schema = Arc::new(Schema::new(vec![Channel::f32("v")]).unwrap());
+        let rows: Vec<(i64, Vec<Value>)> = (first..first + 50)
+            .map(|i| (T0 + i * 1_000_000, vec![Value::F32(i as f32)]))
+            .collect();
+        let batch =
+            Batch::from_rows(schema.clone(), rows.iter().map(|(t, v)| (*t, v.as_slice()))).unwrap();
+        let device = DeviceId::new("gw-1").unwrap();
+        let key = KeyTemplate::new(Layout::Hive, "raw")
+            .unwrap()
+            .render(&device, &batch)
+            .unwrap();
+        let bytes = Encoder::new(schema, EncodeOptions::default())
+            .unwrap()
+            .encode_to_vec(
+                &batch,
+                &FileMetadata {
+                    device_id: &device,
+                    object_key: &key,
+                },
+            )
+            .unwrap();
+        let entry = self.spool.lock().unwrap().push(&bytes, None).unwrap();
+        (entry, bytes)
+    }
+
+    /// One step; a wait is skipped by moving the monotonic clock. Returns the event and
+    /// the wait it asked for.
+    fn step(&mut self) -> (Event, Option<Duration>) {
+        let step = self.uploader.step(&self.spool, &mut self.conn, &self.clock);
+        let mut waited = None;
+        if let Next::WaitUntil(t) = step.next {
+            let mut now = self.clock.monotonic.lock().unwrap();
+            waited = Some(t - *now);
+            *now = t;
+        }
+        (step.event, waited)
+    }
+
+    fn stored_objects(&self) -> usize {
+        self.lake.rows("raw/").objects
+    }
+
+    fn waiting(&self) -> usize {
+        self.spool.lock().unwrap().stats().ready_files
+    }
+}
+
+fn reason(event: &Event) -> String {
+    match event {
+        Event::Retry { reason, .. }
+        | Event::Paused { reason, .. }
+        | Event::Resigned { reason, .. }
+        | Event::Quarantined { reason, .. } => reason.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn passing_failures_are_retried_with_capped_exponential_backoff() {
+    let mut rig = Rig::new();
+    rig.spool_file(0);
+    rig.proxy.script([
+        Fault::Reset,
+        Fault::Stall,
+        Fault::Error500,
+        Fault::SlowDown503,
+        Fault::TooMany429,
+    ]);
+    let expectations = ["", "timed out", "500 InternalError", "SlowDown", "429"];
+    let ceilings = [250, 500, 1000, 2000, 4000];
+    for (said, ceiling) in expectations.iter().zip(ceilings) {
+        let (event, waited) = rig.step();
+        assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+        assert!(
+            reason(&event).contains(said),
+            "{event:?} should mention {said:?}"
+        );
+        let waited = waited.expect("a retry waits");
+        assert!(
+            waited <= Duration::from_millis(ceiling),
+            "{waited:?} > {ceiling} ms"
+        );
+        assert_eq!(rig.waiting(), 1, "the file stays spooled");
+    }
+    // While a wait is not over, a step sends nothing.
+    rig.proxy.script([Fault::Error500]);
+    *rig.clock.monotonic.lock().unwrap() += Duration::from_secs(60);
+    let first = rig.uploader.step(&rig.spool, &mut rig.conn, &rig.clock);
+    assert!(matches!(first.event, Event::Retry { .. }), "{first:?}");
+    let early = rig.uploader.step(&rig.spool, &mut rig.conn, &rig.clock);
+    assert_eq!(early.event, Event::Waiting);
+    assert_eq!(early.next, first.next);
+    // A wait is due: the next attempt passes.
+    *rig.clock.monotonic.lock().unwrap() += Duration::from_secs(60);
+    let (event, _) = rig.step();
+    assert!(
+        matches!(event, Event::Uploaded { rows: 50, .. }),
+        "{event:?}"
+    );
+    assert_eq!(rig.waiting(), 0);
+    let counts = rig.proxy.counts();
+    assert_eq!(counts.get(&Fault::Pass), Some(&1), "{counts:?}");
+    assert_eq!(rig.lake.rows("raw/").rows.len(), 50);
+    // The backoff starts over after a success.
+    rig.spool_file(100);
+    rig.proxy.script([Fault::Error500]);
+    let (_, waited) = rig.step();
+    assert!(waited.unwrap() <= Duration::from_millis(250));
+    assert_eq!(rig.uploader.counters().retries, 7);
+}
+
+#[test]
+fn a_lost_answer_is_followed_by_412_and_no_duplicate() {
+    let mut rig = Rig::new();
+    rig.spool_file(0);
+    rig.proxy.script([Fault::DropResponse]);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+    assert_eq!(rig.stored_objects(), 1, "the server stored it anyway");
+    assert_eq!(rig.waiting(), 1, "the uploader could not know");
+    let (event, _) = rig.step();
+    assert!(
+        matches!(event, Event::AlreadyStored { rows: 50, .. }),
+        "{event:?}"
+    );
+    assert_eq!(rig.waiting(), 0);
+    let stored = rig.lake.rows("raw/");
+    assert_eq!((stored.objects, stored.rows.len()), (1, 50));
+    assert!(stored.rows.values().all(|copies| copies.len() == 1));
+}
+
+#[test]
+fn bad_digest_retries_a_sound_file_and_quarantines_a_corrupt_one() {
+    let mut rig = Rig::new();
+    rig.spool_file(0);
+    rig.proxy.script([Fault::CorruptBody]);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+    assert!(
+        reason(&event).contains("BadDigest") && reason(&event).contains("sound"),
+        "{event:?}"
+    );
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+
+    // Now the local file goes bad while its body is corrupted on the way too.
+    let (entry, _) = rig.spool_file(100);
+    rig.uploader.url_source_mut().truncate = Some(rig.spool_dir.path().join(entry.path()));
+    rig.proxy.script([Fault::CorruptBody]);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Quarantined { .. }), "{event:?}");
+    assert!(
+        reason(&event).contains("BadDigest") && reason(&event).contains("local file"),
+        "{event:?}"
+    );
+    let quarantined = rig.spool.lock().unwrap().quarantined().unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(
+        rig.stored_objects(),
+        1,
+        "the corrupt file never reached the lake"
+    );
+}
+
+#[test]
+fn a_rejected_request_is_quarantined_with_the_answer_and_requeue_brings_it_back() {
+    let mut rig = Rig::new();
+    rig.spool_file(0);
+    rig.spool_file(100);
+    rig.proxy.script([Fault::EntityTooLarge]);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Quarantined { .. }), "{event:?}");
+    assert!(reason(&event).contains("EntityTooLarge"), "{event:?}");
+    let (event, _) = rig.step();
+    assert!(
+        matches!(event, Event::Uploaded { .. }),
+        "the queue goes on: {event:?}"
+    );
+    assert_eq!(rig.step().0, Event::Idle);
+
+    let q = rig.spool.lock().unwrap().quarantined().unwrap();
+    assert_eq!(q.len(), 1);
+    assert!(
+        q[0].reason.contains("HTTP 400 EntityTooLarge"),
+        "{}",
+        q[0].reason
+    );
+    rig.spool.lock().unwrap().requeue(None).unwrap();
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+    assert_eq!(rig.lake.rows("raw/").rows.len(), 100);
+}
+
+#[test]
+fn a_wrong_secret_pauses_the_queue_until_it_is_fixed() {
+    let mut rig = Rig::new();
+    rig.spool_file(0);
+    rig.spool_file(100);
+    let endpoint = rig.proxy.endpoint();
+    rig.uploader.url_source_mut().signer = rig
+        .lake
+        .signer(&endpoint, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGKEY");
+    let mut pauses = Vec::new();
+    for _ in 0..4 {
+        let (event, waited) = rig.step();
+        assert!(matches!(event, Event::Paused { .. }), "{event:?}");
+        assert!(
+            reason(&event).contains("SignatureDoesNotMatch"),
+            "{event:?}"
+        );
+        pauses.push(waited.unwrap());
+    }
+    assert!(
+        rig.uploader
+            .paused()
+            .unwrap()
+            .contains("SignatureDoesNotMatch")
+    );
+    assert!(
+        pauses.iter().all(|d| *d >= Duration::from_secs(5)),
+        "{pauses:?}"
+    );
+    assert_eq!(rig.waiting(), 2, "nothing left the queue");
+    assert!(
+        rig.spool.lock().unwrap().quarantined().unwrap().is_empty(),
+        "nothing quarantined"
+    );
+
+    rig.uploader.url_source_mut().signer = rig.lake.signer(&endpoint, SECRET_KEY);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+    assert_eq!(rig.uploader.paused(), None);
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+
+    // A missing bucket pauses too.
+    rig.spool_file(200);
+    let mut target = rig.lake.target(&endpoint);
+    target.bucket = "no-such-lake".into();
+    rig.uploader.url_source_mut().signer = Signer::new(
+        &target,
+        &sensorlake::presign::Credentials::new(common::ACCESS_KEY, SECRET_KEY),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    let (event, _) = rig.step();
+    assert!(
+        reason(&event).contains("NoSuchBucket") && matches!(event, Event::Paused { .. }),
+        "{event:?}"
+    );
+}
+
+#[test]
+fn a_skewed_clock_is_corrected_from_the_server_date() {
+    for (offset, said, corrected) in [
+        (-3600, "Request has expired", 3600),
+        (3600, "RequestTimeTooSkewed", -3600),
+    ] {
+        let mut rig = Rig::new();
+        rig.clock.offset_secs = offset;
+        rig.spool_file(0);
+        let (event, waited) = rig.step();
+        let Event::Resigned { offset_secs, .. } = event else {
+            panic!("{offset}: {event:?}");
+        };
+        assert!(reason(&event).contains(said), "{event:?}");
+        assert!(
+            (offset_secs - corrected).abs() <= 2,
+            "{offset}: learnt {offset_secs}"
+        );
+        assert_eq!(waited, None, "signed again at once");
+        let (event, _) = rig.step();
+        assert!(
+            matches!(event, Event::Uploaded { .. }),
+            "{offset}: {event:?}"
+        );
+        assert_eq!(rig.uploader.clock_offset_secs(), offset_secs);
+    }
+}
+
+#[test]
+fn unreadable_files_are_quarantined_without_blocking_the_queue() {
+    let mut rig = Rig::new();
+    let (_, good) = rig.spool_file(0);
+    let storage = StdStorage::new(rig.spool_dir.path());
+    // Written as if by an earlier run: a truncated file and one that is not Parquet.
+    storage
+        .write("ready/00000001.pq", &good[..good.len() - 100])
+        .unwrap();
+    storage
+        .write("ready/00000002.pq", b"timestamp,v\n1,2\n")
+        .unwrap();
+    storage.write("ready/00000003.pq", b"").unwrap();
+    *rig.spool.lock().unwrap() = Spool::open(storage, SpoolConfig::default()).unwrap();
+    rig.spool_file(100);
+    let mut events = Vec::new();
+    loop {
+        let (event, _) = rig.step();
+        if event == Event::Idle {
+            break;
+        }
+        events.push(event);
+    }
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert!(matches!(events[0], Event::Uploaded { .. }), "{events:?}");
+    assert!(
+        events[1..4]
+            .iter()
+            .all(|e| matches!(e, Event::Quarantined { .. })),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events[4], Event::Uploaded { .. }),
+        "the queue goes on: {events:?}"
+    );
+    let q = rig.spool.lock().unwrap().quarantined().unwrap();
+    let names: Vec<&str> = q.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["00000001.pq", "00000002.pq", "00000003.pq"]);
+    assert!(
+        q.iter()
+            .all(|q| q.reason.contains("not a readable Parquet file")),
+        "{q:?}"
+    );
+    assert_eq!(rig.lake.rows("raw/").rows.len(), 100);
+    assert_eq!(rig.uploader.counters().retries, 0);
+}
+
+#[test]
+fn a_file_removed_by_hand_leaves_the_queue_without_blocking_it() {
+    let mut rig = Rig::new();
+    let (entry, _) = rig.spool_file(0);
+    rig.spool_file(100);
+    std::fs::remove_file(rig.spool_dir.path().join(entry.path())).unwrap();
+    let (event, _) = rig.step();
+    assert_eq!(event, Event::Vanished { file: entry.name });
+    let (event, _) = rig.step();
+    assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+    assert_eq!(rig.step().0, Event::Idle);
+}

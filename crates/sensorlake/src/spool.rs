@@ -1,0 +1,787 @@
+//! The durable queue of encoded files between the encoder and the uploader.
+//!
+//! Layout under the storage root:
+//!
+//! ```text
+//! tmp/          files being written; leftovers are removed on open
+//! ready/        complete, synced files waiting for upload, oldest (lowest number) first
+//! quarantine/   files that cannot be uploaded, each with a `.why` file saying why
+//! state/        the newest uploaded file, kept for its name: its source position
+//! ```
+//!
+//! A file is written to `tmp/`, synced, renamed into `ready/` and the directory synced:
+//! only then is it accepted. It leaves `ready/` only after the server confirmed the
+//! upload, when quarantined, or when dropped by the `drop-oldest` policy. Names are
+//! short hex numbers (`0000002a.pq`, at most 28 characters) — LittleFS allows 64,
+//! FAT needs long names enabled — and renames never target an existing name, so the
+//! spool is correct where rename cannot replace (FAT). The object key travels inside
+//! the file (Parquet key-value metadata `sensorlake.object_key`).
+//!
+//! **Source positions.** A caller whose source can be re-read (a CSV file, a
+//! deterministic simulator) passes the position after a batch's last row with the
+//! file; it is part of the file's name (`0000002a-00000000000f4240.pq`), so the
+//! position becomes durable in the same rename that makes the batch durable. When the
+//! file with the highest position is uploaded, it is moved to `state/` (replacing the
+//! previous one there), keeping the position. [`Spool::position`] — the highest position in `ready/`,
+//! `quarantine/` or `state/` — is where the source resumes after a restart: it neither
+//! re-reads nor skips a row.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::decode;
+use crate::encode::{META_DEVICE_ID, META_OBJECT_KEY};
+use crate::failpoint;
+use crate::key::{DeviceId, KeyTemplate, Layout};
+use crate::storage::{DirEntry, Storage, is_storage_full};
+
+/// Directory of files being written.
+pub const TMP: &str = "tmp";
+/// Directory of files waiting for upload.
+pub const READY: &str = "ready";
+/// Directory of files that cannot be uploaded.
+pub const QUARANTINE: &str = "quarantine";
+/// Directory of the position marker.
+pub const STATE: &str = "state";
+/// Extension of spooled files.
+const EXT: &str = ".pq";
+/// Extension of quarantine reason files.
+const WHY: &str = ".why";
+
+/// What happens when a new file does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Refuse the new file: the producer keeps its batch and sees "spool full".
+    RefuseNew,
+    /// Delete the oldest files (counted and logged) to make room.
+    DropOldest,
+}
+
+impl WhenFull {
+    /// Parses `refuse-new` or `drop-oldest`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "refuse-new" => Ok(Self::RefuseNew),
+            "drop-oldest" => Ok(Self::DropOldest),
+            other => Err(format!(
+                "unknown spool policy {other:?}: expected refuse-new or drop-oldest"
+            )),
+        }
+    }
+
+    /// The name [`WhenFull::parse`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RefuseNew => "refuse-new",
+            Self::DropOldest => "drop-oldest",
+        }
+    }
+}
+
+/// Capacity of the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Most bytes in `ready/` (default 64 MiB).
+    pub max_bytes: u64,
+    /// Most files in `ready/` (default 4096).
+    pub max_files: usize,
+    /// What happens when full (default [`WhenFull::RefuseNew`]).
+    pub when_full: WhenFull,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            max_files: 4096,
+            when_full: WhenFull::RefuseNew,
+        }
+    }
+}
+
+/// One file waiting in `ready/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolEntry {
+    /// File name in `ready/`.
+    pub name: String,
+    /// Sequence number: lower is older.
+    pub seq: u64,
+    /// Source position after the file's last row, if the producer gave one.
+    pub position: Option<u64>,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was written, where the file system keeps times.
+    pub modified: Option<SystemTime>,
+}
+
+impl SpoolEntry {
+    /// Path relative to the storage root.
+    pub fn path(&self) -> String {
+        format!("{READY}/{}", self.name)
+    }
+}
+
+/// A file in `quarantine/` and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedFile {
+    /// File name in `quarantine/`.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The reason recorded when it was quarantined.
+    pub reason: String,
+}
+
+/// Why the spool did not take or give a file.
+#[derive(Debug)]
+pub enum SpoolError {
+    /// The spool is at its capacity and the policy is `refuse-new` (or everything left
+    /// is being uploaded): keep the batch and retry later.
+    Full {
+        /// Files in `ready/`.
+        files: usize,
+        /// Bytes in `ready/`.
+        bytes: u64,
+        /// The configured file limit.
+        max_files: usize,
+        /// The configured byte limit.
+        max_bytes: u64,
+    },
+    /// One file is larger than the whole spool may hold.
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The byte limit.
+        max_bytes: u64,
+    },
+    /// The storage is full (ENOSPC); nothing was accepted.
+    NoSpace(io::Error),
+    /// Another storage error.
+    Io(io::Error),
+    /// No quarantined file has that name.
+    NotQuarantined(String),
+}
+
+impl fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full {
+                files,
+                bytes,
+                max_files,
+                max_bytes,
+            } => write!(
+                f,
+                "spool full: {files} files, {bytes} bytes waiting (limits {max_files} files, {max_bytes} bytes); the batch is kept"
+            ),
+            Self::TooLarge { size, max_bytes } => write!(
+                f,
+                "a {size}-byte file can never fit in a spool of {max_bytes} bytes: raise spool max_bytes or lower batch max_rows"
+            ),
+            Self::NoSpace(e) => write!(f, "storage full (no space left on device): {e}"),
+            Self::Io(e) => write!(f, "spool storage error: {e}"),
+            Self::NotQuarantined(name) => write!(f, "no quarantined file named {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for SpoolError {}
+
+impl From<io::Error> for SpoolError {
+    fn from(e: io::Error) -> Self {
+        if is_storage_full(&e) {
+            Self::NoSpace(e)
+        } else {
+            Self::Io(e)
+        }
+    }
+}
+
+/// Counters and sizes, for the status line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Files waiting in `ready/`.
+    pub ready_files: usize,
+    /// Bytes waiting in `ready/`.
+    pub ready_bytes: u64,
+    /// When the oldest waiting file was written.
+    pub oldest: Option<SystemTime>,
+    /// Files in `quarantine/`.
+    pub quarantined_files: usize,
+    /// Files spooled since open.
+    pub spooled_files: u64,
+    /// Files removed after a confirmed upload since open.
+    pub uploaded_files: u64,
+    /// Files dropped by `drop-oldest` since open.
+    pub dropped_files: u64,
+    /// Rows in the dropped files.
+    pub dropped_rows: u64,
+    /// Files quarantined since open.
+    pub quarantined_since_open: u64,
+    /// Leftovers removed from `tmp/` at open.
+    pub removed_tmp: u64,
+    /// The source position to resume from ([`Spool::position`]).
+    pub position: Option<u64>,
+}
+
+/// The name of a spooled file: hex sequence number, then the hex position if any.
+pub fn entry_name(seq: u64, position: Option<u64>) -> String {
+    match position {
+        Some(p) => format!("{seq:08x}-{p:016x}{EXT}"),
+        None => format!("{seq:08x}{EXT}"),
+    }
+}
+
+/// Parses a name made by [`entry_name`].
+pub fn parse_entry_name(name: &str) -> Option<(u64, Option<u64>)> {
+    let stem = name.strip_suffix(EXT)?;
+    let hex = |s: &str| {
+        (!s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+    };
+    match stem.split_once('-') {
+        Some((seq, pos)) => Some((hex(seq)?, Some(hex(pos)?))),
+        None => Some((hex(stem)?, None)),
+    }
+}
+
+fn reason_name(name: &str) -> String {
+    match name.strip_suffix(EXT) {
+        Some(stem) => format!("{stem}{WHY}"),
+        None => format!("{name}{WHY}"),
+    }
+}
+
+/// The durable file queue; see the [module docs](self).
+#[derive(Debug)]
+pub struct Spool<S> {
+    storage: S,
+    config: SpoolConfig,
+    ready: BTreeMap<u64, SpoolEntry>,
+    ready_bytes: u64,
+    quarantined: usize,
+    next_seq: u64,
+    /// Highest position in `quarantine/` and `state/`.
+    settled_position: Option<u64>,
+    marker: Option<String>,
+    in_flight: Option<u64>,
+    stats: SpoolStats,
+}
+
+impl<S: Storage> Spool<S> {
+    /// Opens (creating if needed) the spool: removes leftovers from `tmp/`, indexes
+    /// `ready/`, and moves files with names it did not write to `quarantine/`.
+    pub fn open(storage: S, config: SpoolConfig) -> Result<Self, SpoolError> {
+        for dir in [TMP, READY, QUARANTINE, STATE] {
+            storage.create_dir_all(dir)?;
+        }
+        let mut spool = Self {
+            storage,
+            config,
+            ready: BTreeMap::new(),
+            ready_bytes: 0,
+            quarantined: 0,
+            next_seq: 0,
+            settled_position: None,
+            marker: None,
+            in_flight: None,
+            stats: SpoolStats::default(),
+        };
+        let leftovers = spool.storage.list(TMP)?;
+        for entry in &leftovers {
+            log::info!("spool: removing incomplete tmp/{}", entry.name);
+            spool.storage.remove(&format!("{TMP}/{}", entry.name))?;
+        }
+        if !leftovers.is_empty() {
+            spool.storage.sync_dir(TMP)?;
+        }
+        spool.stats.removed_tmp = leftovers.len() as u64;
+
+        let mut max_seq = None;
+        let mut markers: Vec<(Option<u64>, String)> = Vec::new();
+        for entry in spool.storage.list(STATE)? {
+            if let Some((seq, position)) = parse_entry_name(&entry.name) {
+                max_seq = max_seq.max(Some(seq));
+                markers.push((position, entry.name));
+            }
+        }
+        markers.sort();
+        if let Some((position, name)) = markers.pop() {
+            spool.settled_position = position;
+            spool.marker = Some(name);
+        }
+        for (_, stale) in markers {
+            let _ = spool.storage.remove(&format!("{STATE}/{stale}"));
+        }
+        for entry in spool.storage.list(QUARANTINE)? {
+            if entry.name.ends_with(WHY) {
+                continue;
+            }
+            spool.quarantined += 1;
+            if let Some((seq, position)) = parse_entry_name(&entry.name) {
+                max_seq = max_seq.max(Some(seq));
+                spool.settled_position = spool.settled_position.max(position);
+            }
+        }
+        let mut strangers = Vec::new();
+        for entry in spool.storage.list(READY)? {
+            match parse_entry_name(&entry.name) {
+                Some((seq, position)) => {
+                    max_seq = max_seq.max(Some(seq));
+                    spool.insert(SpoolEntry {
+                        name: entry.name,
+                        seq,
+                        position,
+                        size: entry.size,
+                        modified: entry.modified,
+                    });
+                }
+                None => strangers.push(entry),
+            }
+        }
+        spool.next_seq = max_seq.map_or(0, |s| s + 1);
+        for stranger in strangers {
+            spool.quarantine_name(
+                &stranger.name,
+                "not a file the spool wrote (unexpected name in ready/)",
+            )?;
+        }
+        spool.stats.position = spool.position();
+        Ok(spool)
+    }
+
+    fn insert(&mut self, entry: SpoolEntry) {
+        self.ready_bytes += entry.size;
+        self.ready.insert(entry.seq, entry);
+    }
+
+    /// The capacity settings.
+    pub fn config(&self) -> &SpoolConfig {
+        &self.config
+    }
+
+    /// The storage handle.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Where a re-readable source resumes: the highest position of any file in
+    /// `ready/`, `quarantine/` or `state/`.
+    pub fn position(&self) -> Option<u64> {
+        let waiting = self.ready.values().filter_map(|e| e.position).max();
+        waiting.max(self.settled_position)
+    }
+
+    /// The files waiting, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = &SpoolEntry> {
+        self.ready.values()
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            ready_files: self.ready.len(),
+            ready_bytes: self.ready_bytes,
+            oldest: self.ready.values().next().and_then(|e| e.modified),
+            quarantined_files: self.quarantined,
+            position: self.position(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Whether no file waits for upload.
+    pub fn is_empty(&self) -> bool {
+        self.ready.is_empty()
+    }
+
+    fn is_over(&self, size: u64) -> bool {
+        self.ready_bytes + size > self.config.max_bytes || self.ready.len() >= self.config.max_files
+    }
+
+    fn full_error(&self) -> SpoolError {
+        SpoolError::Full {
+            files: self.ready.len(),
+            bytes: self.ready_bytes,
+            max_files: self.config.max_files,
+            max_bytes: self.config.max_bytes,
+        }
+    }
+
+    /// Makes room for `size` bytes per the policy.
+    fn make_room(&mut self, size: u64) -> Result<(), SpoolError> {
+        if size > self.config.max_bytes {
+            return Err(SpoolError::TooLarge {
+                size,
+                max_bytes: self.config.max_bytes,
+            });
+        }
+        while self.is_over(size) {
+            if self.config.when_full == WhenFull::RefuseNew {
+                return Err(self.full_error());
+            }
+            let Some(oldest) = self
+                .ready
+                .values()
+                .find(|e| Some(e.seq) != self.in_flight)
+                .cloned()
+            else {
+                return Err(self.full_error());
+            };
+            self.drop_entry(&oldest)?;
+        }
+        Ok(())
+    }
+
+    fn drop_entry(&mut self, entry: &SpoolEntry) -> Result<(), SpoolError> {
+        let rows = self
+            .storage
+            .read(&entry.path())
+            .ok()
+            .and_then(|b| decode::read_metadata(Bytes::from(b)).ok())
+            .map(|m| m.file_metadata().num_rows().max(0) as u64);
+        self.remove_entry(entry)?;
+        self.stats.dropped_files += 1;
+        self.stats.dropped_rows += rows.unwrap_or(0);
+        match rows {
+            Some(rows) => log::warn!(
+                "spool full (drop-oldest): dropped {} with {rows} rows ({} files, {} rows dropped so far)",
+                entry.name,
+                self.stats.dropped_files,
+                self.stats.dropped_rows
+            ),
+            None => log::warn!(
+                "spool full (drop-oldest): dropped unreadable {} ({} files dropped so far)",
+                entry.name,
+                self.stats.dropped_files
+            ),
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes` durably as the newest file. `position` is the source position after
+    /// the file's last row (see the module docs). On error nothing was accepted: keep
+    /// the batch and try again later.
+    pub fn push(&mut self, bytes: &[u8], position: Option<u64>) -> Result<SpoolEntry, SpoolError> {
+        let size = bytes.len() as u64;
+        self.make_room(size)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let name = entry_name(seq, position);
+        let tmp = format!("{TMP}/{name}");
+        let ready = format!("{READY}/{name}");
+        let staged = (|| {
+            self.storage.write(&tmp, bytes)?;
+            failpoint::hit(failpoint::AFTER_TMP_WRITE);
+            self.storage.sync_file(&tmp)?;
+            failpoint::hit(failpoint::AFTER_FSYNC);
+            self.storage.rename(&tmp, &ready)
+        })();
+        if let Err(e) = staged {
+            // Best effort: a leftover is removed at the next open anyway.
+            let _ = self.storage.remove(&tmp);
+            return Err(e.into());
+        }
+        failpoint::hit(failpoint::AFTER_RENAME);
+        let entry = SpoolEntry {
+            name,
+            seq,
+            position,
+            size,
+            modified: Some(SystemTime::now()),
+        };
+        // The file is in ready/ from here on (the uploader may send it) even if the
+        // directory sync fails; the producer then spools the batch again, which costs
+        // a second upload of the same key (answered 412), never a lost row.
+        self.insert(entry.clone());
+        self.storage.sync_dir(READY)?;
+        if position.is_some() {
+            failpoint::hit(failpoint::AFTER_OFFSET_COMMIT);
+        }
+        self.stats.spooled_files += 1;
+        Ok(entry)
+    }
+
+    /// The oldest waiting file not being uploaded, marked as being uploaded (so
+    /// `drop-oldest` leaves it alone) until [`Spool::complete`], [`Spool::quarantine`]
+    /// or [`Spool::release`].
+    pub fn take_oldest(&mut self) -> Option<SpoolEntry> {
+        let entry = self.ready.values().next()?.clone();
+        self.in_flight = Some(entry.seq);
+        Some(entry)
+    }
+
+    /// Ends the upload of `entry` without removing it (it will be taken again).
+    pub fn release(&mut self, entry: &SpoolEntry) {
+        if self.in_flight == Some(entry.seq) {
+            self.in_flight = None;
+        }
+    }
+
+    /// Whether `entry` is still waiting (not dropped meanwhile).
+    pub fn contains(&self, entry: &SpoolEntry) -> bool {
+        self.ready
+            .get(&entry.seq)
+            .is_some_and(|e| e.name == entry.name)
+    }
+
+    /// Drops `entry` from the index without touching storage (its file vanished).
+    pub fn forget(&mut self, entry: &SpoolEntry) {
+        if let Some(e) = self.ready.remove(&entry.seq) {
+            self.ready_bytes -= e.size;
+        }
+        self.release(entry);
+    }
+
+    /// The content of a waiting file.
+    pub fn read(&self, entry: &SpoolEntry) -> io::Result<Vec<u8>> {
+        self.storage.read(&entry.path())
+    }
+
+    /// Removes a file whose upload the server confirmed.
+    pub fn complete(&mut self, entry: &SpoolEntry) -> Result<(), SpoolError> {
+        if !self.contains(entry) {
+            self.release(entry);
+            return Ok(());
+        }
+        self.remove_entry(entry)?;
+        self.stats.uploaded_files += 1;
+        Ok(())
+    }
+
+    /// Removes `entry` from `ready/`; if no other file records a position as high as
+    /// its own, the file moves to `state/` to keep that position.
+    fn remove_entry(&mut self, entry: &SpoolEntry) -> Result<(), SpoolError> {
+        failpoint::hit(failpoint::BEFORE_DELETE);
+        let path = entry.path();
+        let keeps_position = entry.position.is_some_and(|p| {
+            let others = self
+                .ready
+                .values()
+                .filter(|e| e.seq != entry.seq)
+                .filter_map(|e| e.position)
+                .max();
+            Some(p) > others.max(self.settled_position)
+        });
+        if keeps_position {
+            let marker = format!("{STATE}/{}", entry.name);
+            self.storage.rename(&path, &marker)?;
+            self.storage.sync_dir(STATE)?;
+            failpoint::hit(failpoint::AFTER_OFFSET_COMMIT);
+            self.settled_position = entry.position;
+            if let Some(old) = self.marker.replace(entry.name.clone()) {
+                let _ = self.storage.remove(&format!("{STATE}/{old}"));
+            }
+            // The marker keeps its content: only its name matters, but emptying it
+            // would tear the file under its old name too where a power loss leaves a
+            // renamed file under both names (FAT renames across directories).
+        } else {
+            match self.storage.remove(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        if let Some(e) = self.ready.remove(&entry.seq) {
+            self.ready_bytes -= e.size;
+        }
+        self.release(entry);
+        Ok(())
+    }
+
+    /// Moves `entry` to `quarantine/` with `reason` beside it; the queue goes on.
+    pub fn quarantine(&mut self, entry: &SpoolEntry, reason: &str) -> Result<(), SpoolError> {
+        self.quarantine_name(&entry.name, reason)?;
+        if let Some(e) = self.ready.remove(&entry.seq) {
+            self.ready_bytes -= e.size;
+        }
+        self.settled_position = self.settled_position.max(entry.position);
+        self.release(entry);
+        Ok(())
+    }
+
+    fn quarantine_name(&mut self, name: &str, reason: &str) -> Result<(), SpoolError> {
+        log::error!("spool: quarantining {name}: {reason}");
+        let why = format!("{QUARANTINE}/{}", reason_name(name));
+        self.storage.write(&why, reason.as_bytes())?;
+        self.storage.sync_file(&why)?;
+        let target = format!("{QUARANTINE}/{name}");
+        let exists = self
+            .storage
+            .list(QUARANTINE)?
+            .iter()
+            .any(|e| e.name == name);
+        if exists {
+            // A power loss after an earlier quarantine left the name in both places.
+            self.storage.remove(&format!("{READY}/{name}"))?;
+        } else {
+            self.storage.rename(&format!("{READY}/{name}"), &target)?;
+            self.quarantined += 1;
+        }
+        self.storage.sync_dir(QUARANTINE)?;
+        self.storage.sync_dir(READY)?;
+        self.stats.quarantined_since_open += 1;
+        Ok(())
+    }
+
+    /// The quarantined files and their reasons.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedFile>, SpoolError> {
+        quarantined_files(&self.storage)
+    }
+
+    /// Moves quarantined files back to `ready/` as the newest files: the one named
+    /// `name`, or all when `None`. Returns the new entries.
+    pub fn requeue(&mut self, name: Option<&str>) -> Result<Vec<SpoolEntry>, SpoolError> {
+        let listed: Vec<DirEntry> = self
+            .storage
+            .list(QUARANTINE)?
+            .into_iter()
+            .filter(|e| !e.name.ends_with(WHY))
+            .filter(|e| name.is_none_or(|n| n == e.name))
+            .collect();
+        if let Some(name) = name
+            && listed.is_empty()
+        {
+            return Err(SpoolError::NotQuarantined(name.to_string()));
+        }
+        let mut requeued = Vec::new();
+        for file in listed {
+            let position = parse_entry_name(&file.name).and_then(|(_, p)| p);
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let entry = SpoolEntry {
+                name: entry_name(seq, position),
+                seq,
+                position,
+                size: file.size,
+                modified: file.modified,
+            };
+            self.storage
+                .rename(&format!("{QUARANTINE}/{}", file.name), &entry.path())?;
+            self.storage.sync_dir(READY)?;
+            let _ = self
+                .storage
+                .remove(&format!("{QUARANTINE}/{}", reason_name(&file.name)));
+            self.quarantined = self.quarantined.saturating_sub(1);
+            log::info!("spool: requeued {} as {}", file.name, entry.name);
+            self.insert(entry.clone());
+            requeued.push(entry);
+        }
+        self.storage.sync_dir(QUARANTINE)?;
+        Ok(requeued)
+    }
+}
+
+/// The quarantined files and their reasons, read without opening the spool (safe
+/// while an agent runs).
+pub fn quarantined_files<S: Storage>(storage: &S) -> Result<Vec<QuarantinedFile>, SpoolError> {
+    let listed = storage.list(QUARANTINE)?;
+    let mut out: Vec<QuarantinedFile> = listed
+        .iter()
+        .filter(|e| !e.name.ends_with(WHY))
+        .map(|e| QuarantinedFile {
+            name: e.name.clone(),
+            size: e.size,
+            reason: storage
+                .read(&format!("{QUARANTINE}/{}", reason_name(&e.name)))
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .unwrap_or_else(|_| "(no reason recorded)".to_string()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The files waiting in `ready/`, oldest first, read without opening the spool (safe
+/// while an agent runs; names the spool did not write are left out).
+pub fn ready_files<S: Storage>(storage: &S) -> Result<Vec<SpoolEntry>, SpoolError> {
+    let mut out: Vec<SpoolEntry> = storage
+        .list(READY)?
+        .into_iter()
+        .filter_map(|e| {
+            let (seq, position) = parse_entry_name(&e.name)?;
+            Some(SpoolEntry {
+                name: e.name,
+                seq,
+                position,
+                size: e.size,
+                modified: e.modified,
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.seq);
+    Ok(out)
+}
+
+/// What a spooled file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// The object key it is uploaded to (`sensorlake.object_key`).
+    pub object_key: String,
+    /// The device that wrote it (`sensorlake.device_id`).
+    pub device_id: String,
+    /// Number of rows.
+    pub rows: u64,
+}
+
+/// Reads a spooled file's footer: fails (with the reason to quarantine it) on bad
+/// magic, a bad footer, a wrong size or a missing object key.
+pub fn read_facts(bytes: &[u8]) -> Result<FileFacts, String> {
+    let meta = decode::read_metadata(Bytes::copy_from_slice(bytes))
+        .map_err(|e| format!("not a readable Parquet file ({} bytes): {e}", bytes.len()))?;
+    let file = meta.file_metadata();
+    let get = |key: &str| {
+        file.key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == key))
+            .and_then(|e| e.value.clone())
+    };
+    let object_key = get(META_OBJECT_KEY)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| format!("the file has no {META_OBJECT_KEY} metadata"))?;
+    Ok(FileFacts {
+        object_key,
+        device_id: get(META_DEVICE_ID).unwrap_or_default(),
+        rows: file.num_rows().max(0) as u64,
+    })
+}
+
+/// Decodes every row of a spooled file and checks that its object key is the key of
+/// those rows (the key's hash is the SHA-256 of the rows), whatever prefix and layout
+/// the key was made with. Fails with the reason to quarantine the file.
+pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
+    let facts = read_facts(bytes)?;
+    let decoded = decode::decode(Bytes::copy_from_slice(bytes))
+        .map_err(|e| format!("the rows cannot be read: {e}"))?;
+    let device = DeviceId::new(&facts.device_id)
+        .map_err(|e| format!("bad {META_DEVICE_ID} metadata: {e}"))?;
+    let key = &facts.object_key;
+    let mut why = Vec::new();
+    for (layout, marker) in [
+        (Layout::Hive, "device_id="),
+        (Layout::OpenSensor, "station="),
+    ] {
+        let prefix = match key.find(marker) {
+            Some(0) => "",
+            Some(i) if key.as_bytes()[i - 1] == b'/' => &key[..i - 1],
+            _ => continue,
+        };
+        match KeyTemplate::new(layout, prefix) {
+            Ok(t) => match t.check(key, &device, &decoded.batch) {
+                Ok(()) => return Ok(facts),
+                Err(e) => why.push(e),
+            },
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    Err(format!(
+        "the rows do not match the object key {key:?}: {}",
+        if why.is_empty() {
+            "the key has no device_id= or station= partition".to_string()
+        } else {
+            why.join("; ")
+        }
+    ))
+}
