@@ -278,7 +278,7 @@ fn the_sampling_loop_stops_on_request_and_flushes() {
     let stop = AtomicBool::new(false);
     let start = std::time::Instant::now();
     let mut feeds = 0;
-    let mut stop_after = |feeds: &mut u32| {
+    let stop_after = |feeds: &mut u32| {
         *feeds += 1;
         if *feeds >= 3 {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
