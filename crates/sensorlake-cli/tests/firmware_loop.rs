@@ -52,6 +52,9 @@ impl SensorSource for Counter {
     }
 }
 
+/// A stored object: key, rows (ts, n), whether its times are estimated.
+type StoredObject = (String, Vec<(i64, i64)>, bool);
+
 struct Env {
     dir: tempfile::TempDir,
     _s3: S3Server,
@@ -119,7 +122,7 @@ impl Env {
     }
 
     /// Every stored object: (key, rows (ts, n), time_estimated).
-    fn objects(&self) -> Vec<(String, Vec<(i64, i64)>, bool)> {
+    fn objects(&self) -> Vec<StoredObject> {
         let mut out = Vec::new();
         walk(&self.dir.path().join("s3").join(BUCKET), &mut |path| {
             if path.extension().is_some_and(|e| e == "parquet") {
