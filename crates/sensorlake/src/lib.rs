@@ -15,9 +15,11 @@ pub mod csv;
 pub mod decode;
 pub mod encode;
 pub mod key;
+mod pqwrite;
 pub mod presign;
 pub mod schema;
 pub mod simulate;
+mod thrift;
 pub mod upload;
 pub mod url_source;
 
