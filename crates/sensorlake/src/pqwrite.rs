@@ -74,6 +74,9 @@ struct Chunk {
     offset_index: Option<(u64, u64)>,
 }
 
+/// Key-value metadata: per-file pairs, then the pairs fixed for the schema.
+pub(crate) type KeyValues<'a> = (&'a [(&'a str, &'a str)], &'a [(String, String)]);
+
 /// Counts the bytes written through it.
 struct Tracked<W> {
     inner: W,
@@ -147,7 +150,7 @@ impl FileWriter {
         options: &EncodeOptions,
         batch: &Batch,
         device_id: &str,
-        key_values: (&[(&str, &str)], &[(String, String)]),
+        key_values: KeyValues<'_>,
         out: W,
     ) -> io::Result<()> {
         let mut out = Tracked { inner: out, pos: 0 };
@@ -593,7 +596,7 @@ impl FileWriter {
         out: &mut Tracked<W>,
         schema: &Schema,
         rows: usize,
-        key_values: (&[(&str, &str)], &[(String, String)]),
+        key_values: KeyValues<'_>,
     ) -> io::Result<()> {
         self.footer.clear();
         let mut t = Thrift::new(&mut self.footer);
