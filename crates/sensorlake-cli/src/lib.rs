@@ -2,6 +2,7 @@
 //! the blocking HTTP(S) client that runs the device's upload code on a host, CSV
 //! encoding, inspection and the demo. Nothing here is linked into firmware.
 
+pub mod bench;
 pub mod demo;
 pub mod encode_csv;
 pub mod fsutil;

@@ -46,23 +46,25 @@ enum Command {
     Presign(PresignArgs),
 }
 
-/// Encoding settings shared by commands that write Parquet.
+/// Encoding settings shared by commands that write Parquet. The defaults are the
+/// library's (`EncodeOptions::default()`, chosen by `sensorlake bench`).
 #[derive(Debug, Clone, Args)]
 struct EncodingArgs {
     /// Page compression: none, snappy, lz4 (Parquet LZ4_RAW), gzip, zstd (host only).
-    #[arg(long, default_value = "snappy", value_parser = parse_codec)]
+    #[arg(long, default_value = "lz4", value_parser = parse_codec)]
     codec: Codec,
     /// Float channel encoding: plain, dictionary, byte-stream-split.
-    #[arg(long, default_value = "plain", value_parser = parse_float_encoding)]
+    #[arg(long, default_value = "byte-stream-split", value_parser = parse_float_encoding)]
     float_encoding: FloatEncoding,
     /// Timestamp encoding: plain, delta.
-    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
     ts_encoding: IntEncoding,
     /// Integer channel encoding: plain, delta.
-    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
     int_encoding: IntEncoding,
-    /// Statistics: none, chunk (per file, for pruning), page (plus column/offset indexes).
-    #[arg(long, default_value = "chunk", value_parser = parse_statistics)]
+    /// Statistics: none, timestamp (min/max of the timestamp only, for file pruning),
+    /// chunk (every column, per file), page (plus column/offset indexes).
+    #[arg(long, default_value = "timestamp", value_parser = parse_statistics)]
     statistics: Statistics,
 }
 
@@ -357,4 +359,25 @@ fn presign(args: PresignArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_encoding_defaults_are_the_library_defaults() {
+        let cli = Cli::parse_from([
+            "sensorlake",
+            "encode",
+            "--input",
+            "a.csv",
+            "--output",
+            "a.parquet",
+        ]);
+        let Command::Encode(args) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(args.encoding.options(), EncodeOptions::default());
+    }
 }

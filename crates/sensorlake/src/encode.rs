@@ -244,14 +244,19 @@ pub struct EncodeOptions {
     pub statistics: Statistics,
 }
 
+/// The defaults follow the benchmark (`sensorlake bench`, README "Performance"): on
+/// 178-row files of real and simulated sensor data LZ4_RAW + BYTE_STREAM_SPLIT floats +
+/// DELTA_BINARY_PACKED timestamps and integers + timestamp-only statistics is the
+/// smallest configuration that needs little memory (LZ4's table is 8 KiB; Snappy's
+/// 32 KiB, gzip's ≈ 320 KiB) and time.
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
-            codec: Codec::Snappy,
-            float_encoding: FloatEncoding::Plain,
-            ts_encoding: IntEncoding::Plain,
-            int_encoding: IntEncoding::Plain,
-            statistics: Statistics::Chunk,
+            codec: Codec::Lz4,
+            float_encoding: FloatEncoding::ByteStreamSplit,
+            ts_encoding: IntEncoding::Delta,
+            int_encoding: IntEncoding::Delta,
+            statistics: Statistics::Timestamp,
         }
     }
 }
@@ -417,7 +422,7 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         out.clear();
-        self.encode(batch, meta, out)
+        self.encode(batch, meta, GrowSlowly(out))
     }
 
     /// Encodes `batch` into a new buffer.
@@ -427,8 +432,28 @@ impl Encoder {
         meta: &FileMetadata<'_>,
     ) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
-        self.encode(batch, meta, &mut out)?;
+        self.encode_into(batch, meta, &mut out)?;
         Ok(out)
+    }
+}
+
+/// Appends to a `Vec`, growing it by a quarter (not doubling) when it is full, so a
+/// fresh output buffer ends close to the file's size.
+struct GrowSlowly<'a>(&'a mut Vec<u8>);
+
+impl Write for GrowSlowly<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let spare = self.0.capacity() - self.0.len();
+        if spare < bytes.len() {
+            self.0
+                .reserve_exact(bytes.len().max(self.0.len() / 4).max(1024));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -454,6 +479,24 @@ impl ReferenceEncoder {
             props,
             ts_scratch: Vec::new(),
         })
+    }
+
+    /// The "seed" configuration: the `parquet` crate's default writer properties
+    /// (dictionary encoding on for every column, page statistics, offset index) with
+    /// `codec`. Only for comparisons.
+    pub fn crate_defaults(schema: Arc<Schema>, codec: Codec) -> Result<Self, EncodeError> {
+        let options = EncodeOptions {
+            codec,
+            ..EncodeOptions::default()
+        };
+        check_available(&options)?;
+        let mut encoder = Self::new(schema, options)?;
+        encoder.props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(codec.to_parquet())
+                .build(),
+        );
+        Ok(encoder)
     }
 
     /// Writes `batch` as one Parquet file to `out`.

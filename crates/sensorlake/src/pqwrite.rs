@@ -48,7 +48,8 @@ const DELTA_MINIBLOCK: usize = DELTA_BLOCK / DELTA_MINIBLOCKS;
 /// The values of one column, borrowed from the batch.
 #[derive(Clone, Copy)]
 enum Values<'a> {
-    Timestamp(&'a [i64]),
+    /// Timestamps in µs and the divisor to the stored unit.
+    Timestamp(&'a [i64], i64),
     Device(&'a str),
     F32(&'a [f32]),
     I32(&'a [i32]),
@@ -70,8 +71,6 @@ struct Chunk {
     nulls: u64,
     /// Min/max as Parquet's little-endian value bytes, as ranges of `Scratch::stats`.
     stats: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
-    column_index: Option<(u64, u64)>,
-    offset_index: Option<(u64, u64)>,
 }
 
 /// Key-value metadata: per-file pairs, then the pairs fixed for the schema.
@@ -113,12 +112,12 @@ pub(crate) struct FileWriter {
     header: Vec<u8>,
     footer: Vec<u8>,
     stats: Vec<u8>,
-    deltas: Vec<i64>,
     indexes: Vec<u32>,
     dict_positions: HashMap<u32, u32>,
     dict_values: Vec<f32>,
-    ts: Vec<i64>,
     chunks: Vec<Chunk>,
+    /// (column index, offset index) as (offset, length) per column, with page statistics.
+    page_indexes: Vec<[(u64, u64); 2]>,
     compressors: Compressors,
 }
 
@@ -156,25 +155,22 @@ impl FileWriter {
         let mut out = Tracked { inner: out, pos: 0 };
         out.put(b"PAR1")?;
         self.chunks.clear();
+        self.page_indexes.clear();
         self.stats.clear();
 
+        let columns = 1 + usize::from(schema.device_column.is_some()) + schema.channels.len();
+        self.chunks.reserve_exact(columns);
         let unit = schema.ts_unit.micros();
-        self.ts.clear();
-        self.ts
-            .extend(batch.timestamps().iter().map(|t| t.div_euclid(unit)));
-        let ts = std::mem::take(&mut self.ts);
         let stats_for_ts = options.statistics != Statistics::None;
         let rows = batch.len();
-        let result = self.column(
+        self.column(
             &mut out,
             options,
-            Values::Timestamp(&ts),
+            Values::Timestamp(batch.timestamps(), unit),
             None,
             rows,
             stats_for_ts,
-        );
-        self.ts = ts;
-        result?;
+        )?;
         if schema.device_column.is_some() {
             let chunk_stats = matches!(options.statistics, Statistics::Chunk | Statistics::Page);
             self.column(
@@ -225,21 +221,31 @@ impl FileWriter {
         self.body.clear();
         if let Some(levels) = levels {
             // Definition levels: 4-byte length, then the RLE/bit-packed hybrid (width 1).
-            self.indexes.clear();
-            self.indexes.extend(levels.iter().map(|&l| l as u32));
             chunk.nulls = levels.iter().filter(|&&l| l == 0).count() as u64;
             self.body.extend_from_slice(&[0; 4]);
-            write_hybrid(&self.indexes, 1, &mut self.body);
+            write_hybrid(levels.len(), |i| levels[i] as u32, 1, &mut self.body);
             let len = (self.body.len() - 4) as u32;
             self.body[..4].copy_from_slice(&len.to_le_bytes());
         }
         let encoding = match values {
-            Values::Timestamp(v) => {
+            Values::Timestamp(v, unit) => {
                 chunk.physical = TYPE_INT64;
                 if with_stats {
-                    chunk.stats = self.minmax(v, |x| x.to_le_bytes());
+                    // Timestamps need not be sorted (a clock may step back).
+                    let (min, max) = (v.iter().min(), v.iter().max());
+                    if let (Some(min), Some(max)) = (min, max) {
+                        chunk.stats = self
+                            .minmax(&[min.div_euclid(unit), max.div_euclid(unit)], |x| {
+                                x.to_le_bytes()
+                            });
+                    }
                 }
-                self.encode_ints(v.iter().copied(), v.len(), true, options.ts_encoding)
+                self.encode_ints(
+                    v.iter().map(|t| t.div_euclid(unit)),
+                    v.len(),
+                    true,
+                    options.ts_encoding,
+                )
             }
             Values::I64(v) => {
                 chunk.physical = TYPE_INT64;
@@ -298,9 +304,7 @@ impl FileWriter {
                     .extend_from_slice(&(id.len() as u32).to_le_bytes());
                 self.dict_body.extend_from_slice(id.as_bytes());
                 self.body.push(1);
-                self.indexes.clear();
-                self.indexes.resize(rows, 0);
-                write_hybrid(&self.indexes, 1, &mut self.body);
+                write_hybrid(rows, |_| 0, 1, &mut self.body);
                 ENC_RLE_DICTIONARY
             }
         };
@@ -356,7 +360,7 @@ impl FileWriter {
                 ENC_PLAIN
             }
             IntEncoding::Delta => {
-                write_delta(values, count, wide, &mut self.deltas, &mut self.body);
+                write_delta(values, count, wide, &mut self.body);
                 ENC_DELTA_BINARY_PACKED
             }
         }
@@ -383,7 +387,8 @@ impl FileWriter {
         let max_index = self.dict_values.len().saturating_sub(1) as u32;
         let width = (32 - max_index.leading_zeros()).max(1) as u8;
         self.body.push(width);
-        write_hybrid(&self.indexes, width, &mut self.body);
+        let indexes = &self.indexes;
+        write_hybrid(indexes.len(), |i| indexes[i], width, &mut self.body);
     }
 
     fn minmax<T: Copy + PartialOrd, const N: usize>(
@@ -571,7 +576,8 @@ impl FileWriter {
             t.finish();
             let offset = out.pos;
             out.put(&self.footer)?;
-            self.chunks[i].column_index = Some((offset, self.footer.len() as u64));
+            self.page_indexes
+                .push([(offset, self.footer.len() as u64), (0, 0)]);
         }
         for i in 0..self.chunks.len() {
             let chunk = &self.chunks[i];
@@ -586,7 +592,7 @@ impl FileWriter {
             t.finish();
             let offset = out.pos;
             out.put(&self.footer)?;
-            self.chunks[i].offset_index = Some((offset, self.footer.len() as u64));
+            self.page_indexes[i][1] = (offset, self.footer.len() as u64);
         }
         Ok(())
     }
@@ -598,6 +604,7 @@ impl FileWriter {
         rows: usize,
         key_values: KeyValues<'_>,
     ) -> io::Result<()> {
+        let footer_start = out.pos;
         self.footer.clear();
         let mut t = Thrift::new(&mut self.footer);
         t.i32(1, 1); // version
@@ -668,7 +675,7 @@ impl FileWriter {
         let names = std::iter::once(schema.ts_column.as_str())
             .chain(schema.device_column.as_deref())
             .chain(schema.channels.iter().map(|c| c.name.as_str()));
-        for (chunk, name) in self.chunks.iter().zip(names) {
+        for (i, (chunk, name)) in self.chunks.iter().zip(names).enumerate() {
             total_uncompressed += chunk.uncompressed;
             let first_offset = chunk.dictionary_offset.unwrap_or(chunk.data_offset);
             t.begin_element().i64(2, first_offset as i64);
@@ -694,13 +701,14 @@ impl FileWriter {
                     .end();
             }
             t.end(); // ColumnMetaData
-            if let Some((offset, len)) = chunk.offset_index {
-                t.i64(4, offset as i64).i32(5, len as i32);
-            }
-            if let Some((offset, len)) = chunk.column_index {
-                t.i64(6, offset as i64).i32(7, len as i32);
+            if let Some([(ci_offset, ci_len), (oi_offset, oi_len)]) = self.page_indexes.get(i) {
+                t.i64(4, *oi_offset as i64)
+                    .i32(5, *oi_len as i32)
+                    .i64(6, *ci_offset as i64)
+                    .i32(7, *ci_len as i32);
             }
             t.end(); // ColumnChunk
+            t.drain(|bytes| out.put(bytes))?;
         }
         t.i64(2, total_uncompressed as i64).i64(3, rows as i64);
         t.end(); // RowGroup
@@ -729,7 +737,8 @@ impl FileWriter {
         }
         t.finish();
         out.put(&self.footer)?;
-        out.put(&(self.footer.len() as u32).to_le_bytes())?;
+        let footer_len = out.pos - footer_start;
+        out.put(&(footer_len as u32).to_le_bytes())?;
         out.put(b"PAR1")
     }
 }
@@ -741,33 +750,33 @@ fn len_i32(len: usize) -> io::Result<i32> {
 /// Appends values in Parquet's RLE/bit-packed hybrid encoding (without a length
 /// prefix): runs of 8 or more equal values as RLE runs, the rest bit-packed in groups of
 /// 8 (the last group padded with zeros).
-pub(crate) fn write_hybrid(values: &[u32], width: u8, out: &mut Vec<u8>) {
+pub(crate) fn write_hybrid(len: usize, value: impl Fn(usize) -> u32, width: u8, out: &mut Vec<u8>) {
     let run_at = |i: usize| {
-        let v = values[i];
-        values[i..].iter().take_while(|&&x| x == v).count()
+        let v = value(i);
+        (i..len).take_while(|&k| value(k) == v).count()
     };
     let value_bytes = usize::from(width).div_ceil(8);
     let mut i = 0;
-    while i < values.len() {
+    while i < len {
         let run = run_at(i);
         if run >= 8 {
             put_varint(out, (run as u64) << 1);
-            out.extend_from_slice(&values[i].to_le_bytes()[..value_bytes]);
+            out.extend_from_slice(&value(i).to_le_bytes()[..value_bytes]);
             i += run;
             continue;
         }
         // Bit-packed groups of 8 until a long run starts at a group boundary.
         let start = i;
         let mut groups = 0usize;
-        while i < values.len() && groups < 63 && (groups == 0 || run_at(i) < 8) {
-            i = (i + 8).min(values.len());
+        while i < len && groups < 63 && (groups == 0 || run_at(i) < 8) {
+            i = (i + 8).min(len);
             groups += 1;
         }
         put_varint(out, ((groups as u64) << 1) | 1);
         let mut acc: u64 = 0;
         let mut bits = 0u32;
         for k in 0..groups * 8 {
-            let v = values.get(start + k).copied().unwrap_or(0);
+            let v = if start + k < len { value(start + k) } else { 0 };
             acc |= u64::from(v) << bits;
             bits += u32::from(width);
             while bits >= 8 {
@@ -783,56 +792,66 @@ pub(crate) fn write_hybrid(values: &[u32], width: u8, out: &mut Vec<u8>) {
 }
 
 /// Appends DELTA_BINARY_PACKED values. `wide` selects INT64 arithmetic, else INT32
-/// (wrapping 32-bit deltas, as readers of INT32 columns decode them).
+/// (wrapping 32-bit deltas, as readers of INT32 columns decode them). Deltas are
+/// computed one block at a time on the stack.
 fn write_delta(
     values: impl Iterator<Item = i64> + Clone,
     count: usize,
     wide: bool,
-    deltas: &mut Vec<i64>,
     out: &mut Vec<u8>,
 ) {
     put_varint(out, DELTA_BLOCK as u64);
     put_varint(out, DELTA_MINIBLOCKS as u64);
     put_varint(out, count as u64);
-    let first = values.clone().next().unwrap_or(0);
+    let mut values = values;
+    let first = values.next().unwrap_or(0);
     put_varint(out, zigzag(first));
-    deltas.clear();
     let mut prev = first;
-    for v in values.skip(1) {
-        deltas.push(if wide {
-            v.wrapping_sub(prev)
-        } else {
-            (v as i32).wrapping_sub(prev as i32).into()
-        });
-        prev = v;
-    }
-    for block in deltas.chunks(DELTA_BLOCK) {
-        let min = block.iter().copied().min().unwrap_or(0);
-        put_varint(out, zigzag(min));
-        let packed = |d: i64| -> u64 {
-            if wide {
-                d.wrapping_sub(min) as u64
+    let mut block = [0i64; DELTA_BLOCK];
+    loop {
+        let mut len = 0;
+        for v in values.by_ref().take(DELTA_BLOCK) {
+            block[len] = if wide {
+                v.wrapping_sub(prev)
             } else {
-                u64::from((d as i32).wrapping_sub(min as i32) as u32)
-            }
-        };
-        let widths_at = out.len();
-        out.extend_from_slice(&[0; DELTA_MINIBLOCKS]);
-        for (m, mini) in block.chunks(DELTA_MINIBLOCK).enumerate() {
-            let max = mini.iter().map(|&d| packed(d)).max().unwrap_or(0);
-            let width = 64 - max.leading_zeros();
-            out[widths_at + m] = width as u8;
-            let mut acc: u128 = 0;
-            let mut bits = 0u32;
-            for k in 0..DELTA_MINIBLOCK {
-                let v = mini.get(k).map_or(0, |&d| packed(d));
-                acc |= u128::from(v) << bits;
-                bits += width;
-                while bits >= 8 {
-                    out.push(acc as u8);
-                    acc >>= 8;
-                    bits -= 8;
-                }
+                (v as i32).wrapping_sub(prev as i32).into()
+            };
+            prev = v;
+            len += 1;
+        }
+        if len == 0 {
+            break;
+        }
+        write_delta_block(&block[..len], wide, out);
+    }
+}
+
+fn write_delta_block(block: &[i64], wide: bool, out: &mut Vec<u8>) {
+    let min = block.iter().copied().min().unwrap_or(0);
+    put_varint(out, zigzag(min));
+    let packed = |d: i64| -> u64 {
+        if wide {
+            d.wrapping_sub(min) as u64
+        } else {
+            u64::from((d as i32).wrapping_sub(min as i32) as u32)
+        }
+    };
+    let widths_at = out.len();
+    out.extend_from_slice(&[0; DELTA_MINIBLOCKS]);
+    for (m, mini) in block.chunks(DELTA_MINIBLOCK).enumerate() {
+        let max = mini.iter().map(|&d| packed(d)).max().unwrap_or(0);
+        let width = 64 - max.leading_zeros();
+        out[widths_at + m] = width as u8;
+        let mut acc: u128 = 0;
+        let mut bits = 0u32;
+        for k in 0..DELTA_MINIBLOCK {
+            let v = mini.get(k).map_or(0, |&d| packed(d));
+            acc |= u128::from(v) << bits;
+            bits += width;
+            while bits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
             }
         }
     }
@@ -845,10 +864,11 @@ mod tests {
     #[test]
     fn hybrid_runs_and_bit_packing() {
         let mut out = Vec::new();
-        write_hybrid(&[1; 178], 1, &mut out);
+        write_hybrid(178, |_| 1, 1, &mut out);
         assert_eq!(out, [0xE4, 0x02, 1], "one RLE run of 178 ones");
         out.clear();
-        write_hybrid(&[1, 0, 1, 1, 0, 0, 0, 1, 1], 1, &mut out);
+        let values = [1, 0, 1, 1, 0, 0, 0, 1, 1];
+        write_hybrid(values.len(), |i| values[i], 1, &mut out);
         // Two bit-packed groups: 0b1000_1101, then 1 padded.
         assert_eq!(out, [0x05, 0b1000_1101, 0b0000_0001]);
     }

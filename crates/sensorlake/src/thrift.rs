@@ -147,6 +147,14 @@ impl<'a> Thrift<'a> {
         self
     }
 
+    /// Hands the bytes written so far to `sink` and empties the buffer (nesting state
+    /// is kept), so a long footer can be streamed out in small pieces.
+    pub(crate) fn drain<E>(&mut self, sink: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let result = sink(self.out);
+        self.out.clear();
+        result
+    }
+
     /// Closes the top-level struct.
     pub(crate) fn finish(&mut self) {
         self.out.push(0);
