@@ -15,6 +15,7 @@ pub mod csv;
 pub mod decode;
 pub mod encode;
 pub mod key;
+pub mod opensensor;
 mod pqwrite;
 pub mod presign;
 pub mod schema;

@@ -62,31 +62,6 @@ impl Profile {
     }
 }
 
-/// (name, unit, nullable) of the enviro channels: the names, order and float32 storage
-/// of the OpenSensor.Space network's Enviro+ stations (BME280, MICS6814, LTR-559,
-/// PMS5003). The PMS5003 fields are null when a read fails.
-pub const ENVIRO_CHANNELS: [(&str, &str, bool); 19] = [
-    ("temperature", "degC", false),
-    ("raw_temperature", "degC", false),
-    ("pressure", "hPa", false),
-    ("humidity", "%RH", false),
-    ("raw_humidity", "%RH", false),
-    ("oxidised", "kOhm", false),
-    ("reducing", "kOhm", false),
-    ("nh3", "kOhm", false),
-    ("lux", "lx", false),
-    ("proximity", "1", false),
-    ("pm1", "ug/m3", true),
-    ("pm25", "ug/m3", true),
-    ("pm10", "ug/m3", true),
-    ("particles_03um", "1/0.1L", true),
-    ("particles_05um", "1/0.1L", true),
-    ("particles_10um", "1/0.1L", true),
-    ("particles_25um", "1/0.1L", true),
-    ("particles_50um", "1/0.1L", true),
-    ("particles_100um", "1/0.1L", true),
-];
-
 /// (name, unit, scale) of the IMU channels: raw count × scale = value in unit.
 const IMU: [(&str, &str, f64); 14] = [
     ("acc_x", "g", 1.0 / 8192.0),
@@ -142,13 +117,7 @@ impl Simulator {
     /// The schema of a profile's rows.
     pub fn schema_for(profile: Profile) -> Schema {
         let channels = match profile {
-            Profile::Enviro => ENVIRO_CHANNELS
-                .iter()
-                .map(|&(name, unit, nullable)| {
-                    let c = Channel::f32(name).unit(unit);
-                    if nullable { c.nullable() } else { c }
-                })
-                .collect(),
+            Profile::Enviro => crate::opensensor::enviro_channels(),
             Profile::Imu => IMU
                 .iter()
                 .map(|&(name, unit, _)| Channel::f32(name).unit(unit))
