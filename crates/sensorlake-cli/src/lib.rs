@@ -3,6 +3,7 @@
 //! encoding, inspection and the demo. Nothing here is linked into firmware.
 
 pub mod bench;
+pub mod ddl;
 pub mod demo;
 pub mod encode_csv;
 pub mod fsutil;
