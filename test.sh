@@ -28,5 +28,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace --locked
 
+step "Python venv for the interoperability check (python/requirements.txt)"
+# Created when missing, reinstalled when the requirements change. No Python or a failed
+# install fails the run: the check never skips.
+command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the interoperability check" >&2; exit 1; }
+want=$(sha256sum python/requirements.txt | cut -d' ' -f1)
+have=$(cat .venv/requirements.sha256 2>/dev/null || true)
+if [ ! -x .venv/bin/python ] || [ "$want" != "$have" ]; then
+  rm -rf .venv
+  python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements.txt
+  echo "$want" > .venv/requirements.sha256
+fi
+
+step "Interoperability: pyarrow, DuckDB and Polars read what sensorlake writes"
+cargo build --locked -p sensorlake-cli --bin sensorlake
+.venv/bin/python python/interop_check.py --bin target/debug/sensorlake
+
 echo
 echo "All checks passed."
