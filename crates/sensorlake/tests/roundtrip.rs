@@ -226,3 +226,34 @@ fn garbage_and_truncated_files_are_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn parquet_crate_writer_and_ours_hold_the_same_rows() {
+    use sensorlake::encode::ReferenceEncoder;
+    let device = DeviceId::new("gw-1").unwrap();
+    let meta = FileMetadata {
+        device_id: &device,
+        object_key: "raw/k.parquet",
+    };
+    for batch in [basicmotions(178), mixed()] {
+        for options in all_options() {
+            let ours = Encoder::new(batch.schema().clone(), options)
+                .unwrap()
+                .encode_to_vec(&batch, &meta)
+                .unwrap();
+            let reference = ReferenceEncoder::new(batch.schema().clone(), options)
+                .unwrap()
+                .encode_to_vec(&batch, &meta)
+                .unwrap();
+            let a = decode(Bytes::from(ours)).unwrap();
+            let b = decode(Bytes::from(reference)).unwrap();
+            assert_eq!(rows(&a.batch), rows(&b.batch), "{options:?}");
+            assert_eq!(a.batch.schema(), b.batch.schema(), "{options:?}");
+            let mut ka = a.key_values.clone();
+            let mut kb = b.key_values.clone();
+            ka.sort();
+            kb.sort();
+            assert_eq!(ka, kb, "{options:?}");
+        }
+    }
+}
