@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::ops::Range;
 
 use crate::batch::{Batch, ColumnValues};
 use crate::encode::{Codec, EncodeOptions, FloatEncoding, IntEncoding, Statistics};
@@ -56,21 +57,33 @@ enum Values<'a> {
     I64(&'a [i64]),
 }
 
-/// What the footer needs to know about one written column chunk.
+/// What the footer needs to know about one written column chunk (kept small: one per
+/// column stays in memory until the footer is written).
 #[derive(Debug, Clone, Default)]
 struct Chunk {
     physical: i32,
     codec: i32,
     encodings: [i32; 3],
-    encoding_count: usize,
-    dictionary_offset: Option<u64>,
-    data_offset: u64,
-    data_page_len: u64,
-    uncompressed: u64,
-    compressed: u64,
-    nulls: u64,
-    /// Min/max as Parquet's little-endian value bytes, as ranges of `Scratch::stats`.
-    stats: Option<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    encoding_count: u8,
+    dictionary_offset: Option<u32>,
+    data_offset: u32,
+    data_page_len: u32,
+    uncompressed: u32,
+    compressed: u32,
+    nulls: u32,
+    /// Min/max as Parquet's little-endian value bytes, as ranges of `FileWriter::stats`.
+    stats: Option<(Range<u32>, Range<u32>)>,
+}
+
+/// A file offset or size as `u32`: a batch file is far below 4 GiB.
+fn small(value: impl TryInto<u32>) -> io::Result<u32> {
+    value
+        .try_into()
+        .map_err(|_| io_error("a file of 4 GiB or more is not a batch".into()))
+}
+
+fn range(r: &Range<u32>) -> Range<usize> {
+    r.start as usize..r.end as usize
 }
 
 /// Key-value metadata: per-file pairs, then the pairs fixed for the schema.
@@ -221,7 +234,7 @@ impl FileWriter {
         self.body.clear();
         if let Some(levels) = levels {
             // Definition levels: 4-byte length, then the RLE/bit-packed hybrid (width 1).
-            chunk.nulls = levels.iter().filter(|&&l| l == 0).count() as u64;
+            chunk.nulls = small(levels.iter().filter(|&&l| l == 0).count())?;
             self.body.extend_from_slice(&[0; 4]);
             write_hybrid(levels.len(), |i| levels[i] as u32, 1, &mut self.body);
             let len = (self.body.len() - 4) as u32;
@@ -293,9 +306,9 @@ impl FileWriter {
             Values::Device(id) => {
                 chunk.physical = TYPE_BYTE_ARRAY;
                 if with_stats {
-                    let start = self.stats.len();
+                    let start = small(self.stats.len())?;
                     self.stats.extend_from_slice(id.as_bytes());
-                    let end = self.stats.len();
+                    let end = small(self.stats.len())?;
                     chunk.stats = Some((start..end, start..end));
                 }
                 // One repeated value: a one-entry dictionary and a single RLE run.
@@ -321,21 +334,21 @@ impl FileWriter {
             let result = self.page(out, &mut chunk, &body, PAGE_DICTIONARY, entries, ENC_PLAIN);
             self.dict_body = body;
             result?;
-            chunk.dictionary_offset = Some(offset);
+            chunk.dictionary_offset = Some(small(offset)?);
         } else {
             chunk.encodings[0] = encoding;
             chunk.encoding_count = 1;
         }
         if levels.is_some() {
-            chunk.encodings[chunk.encoding_count] = ENC_RLE;
+            chunk.encodings[usize::from(chunk.encoding_count)] = ENC_RLE;
             chunk.encoding_count += 1;
         }
-        chunk.data_offset = out.pos;
+        chunk.data_offset = small(out.pos)?;
         let body = std::mem::take(&mut self.body);
         let result = self.page(out, &mut chunk, &body, PAGE_DATA, rows, encoding);
         self.body = body;
         result?;
-        chunk.data_page_len = out.pos - chunk.data_offset;
+        chunk.data_page_len = small(out.pos - u64::from(chunk.data_offset))?;
         self.chunks.push(chunk);
         Ok(())
     }
@@ -395,7 +408,7 @@ impl FileWriter {
         &mut self,
         values: &[T],
         bytes: impl Fn(T) -> [u8; N],
-    ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    ) -> Option<(Range<u32>, Range<u32>)> {
         let (&first, rest) = values.split_first()?;
         let (mut min, mut max) = (first, first);
         for &v in rest {
@@ -406,16 +419,14 @@ impl FileWriter {
                 max = v;
             }
         }
-        let start = self.stats.len();
+        let start = self.stats.len() as u32;
         self.stats.extend_from_slice(&bytes(min));
         self.stats.extend_from_slice(&bytes(max));
-        Some((start..start + N, start + N..start + 2 * N))
+        let n = N as u32;
+        Some((start..start + n, start + n..start + 2 * n))
     }
 
-    fn float_minmax(
-        &mut self,
-        values: &[f32],
-    ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    fn float_minmax(&mut self, values: &[f32]) -> Option<(Range<u32>, Range<u32>)> {
         let finite: Option<(f32, f32)> =
             values.iter().filter(|v| !v.is_nan()).fold(None, |acc, &v| {
                 Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
@@ -428,7 +439,7 @@ impl FileWriter {
         if max == 0.0 {
             max = 0.0;
         }
-        let start = self.stats.len();
+        let start = self.stats.len() as u32;
         self.stats.extend_from_slice(&min.to_le_bytes());
         self.stats.extend_from_slice(&max.to_le_bytes());
         Some((start..start + 4, start + 4..start + 8))
@@ -474,8 +485,8 @@ impl FileWriter {
         t.finish();
         out.put(&self.header)?;
         out.put(payload)?;
-        chunk.uncompressed += (self.header.len() + body.len()) as u64;
-        chunk.compressed += (self.header.len() + payload.len()) as u64;
+        chunk.uncompressed += small(self.header.len() + body.len())?;
+        chunk.compressed += small(self.header.len() + payload.len())?;
         Ok(())
     }
 
@@ -556,10 +567,10 @@ impl FileWriter {
             let chunk = &self.chunks[i];
             self.footer.clear();
             let mut t = Thrift::new(&mut self.footer);
-            let all_null = chunk.nulls == rows as u64;
+            let all_null = chunk.nulls as usize == rows;
             t.list(1, ListOf::Bool, 1).element_bool(all_null);
             let (min, max) = match &chunk.stats {
-                Some((min, max)) => (&self.stats[min.clone()], &self.stats[max.clone()]),
+                Some((min, max)) => (&self.stats[range(min)], &self.stats[range(max)]),
                 None => (&[][..], &[][..]),
             };
             t.list(2, ListOf::Binary, 1).element_binary(min);
@@ -676,12 +687,12 @@ impl FileWriter {
             .chain(schema.device_column.as_deref())
             .chain(schema.channels.iter().map(|c| c.name.as_str()));
         for (i, (chunk, name)) in self.chunks.iter().zip(names).enumerate() {
-            total_uncompressed += chunk.uncompressed;
+            total_uncompressed += u64::from(chunk.uncompressed);
             let first_offset = chunk.dictionary_offset.unwrap_or(chunk.data_offset);
             t.begin_element().i64(2, first_offset as i64);
             t.begin(3).i32(1, chunk.physical);
-            t.list(2, ListOf::I32, chunk.encoding_count);
-            for &e in &chunk.encodings[..chunk.encoding_count] {
+            t.list(2, ListOf::I32, usize::from(chunk.encoding_count));
+            for &e in &chunk.encodings[..usize::from(chunk.encoding_count)] {
                 t.element_i32(e);
             }
             t.list(3, ListOf::Binary, 1).element_binary(name.as_bytes());
@@ -696,8 +707,8 @@ impl FileWriter {
             if let Some((min, max)) = &chunk.stats {
                 t.begin(12)
                     .i64(3, chunk.nulls as i64)
-                    .binary(5, &self.stats[max.clone()])
-                    .binary(6, &self.stats[min.clone()])
+                    .binary(5, &self.stats[range(max)])
+                    .binary(6, &self.stats[range(min)])
                     .end();
             }
             t.end(); // ColumnMetaData
