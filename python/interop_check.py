@@ -388,10 +388,55 @@ def check_opensensor(c: Checks, binary: Path, out: Path) -> None:
     print(f"opensensor: {len(ours)} preset files + 4 Polars network files in one DuckDB query", flush=True)
 
 
+# --- Spark (optional: needs Java) ------------------------------------------------------------
+
+
+def check_spark(c: Checks, data: Path, out: Path) -> None:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import types as T
+
+    spark = (SparkSession.builder.master("local[1]").appName("sensorlake-interop")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        header, rows = read_csv(data)
+        lake = str(out / "hive" / "raw")
+        df = spark.read.option("basePath", lake).parquet(lake)
+        fields = {f.name: f.dataType for f in df.schema.fields}
+        c.equal(fields.get("ts"), T.TimestampType(), "Spark: ts type")
+        c.equal(fields.get("acc_x"), T.FloatType(), "Spark: acc_x type")
+        c.equal((fields.get("device_id"), fields.get("dt"), fields.get("hour")),
+                (T.StringType(), T.DateType(), T.IntegerType()), "Spark: partition columns")
+        got = [r["acc_x"] for r in df.orderBy("ts").select("acc_x").collect()]
+        c.that(got == [f32(r[1]) for r in rows], "Spark: acc_x values of the Hive lake")
+        c.equal(df.count(), len(rows), "Spark: rows of the Hive lake")
+
+        ints = spark.read.parquet(str(out / "integers-i16-lz4-delta.parquet"))
+        fields = {f.name: f.dataType for f in ints.schema.fields}
+        c.equal((fields["acc_x"], fields["steps"], fields["energy_uj"]),
+                (T.ShortType(), T.IntegerType(), T.LongType()), "Spark: integer channel types")
+        src = [line.split(",") for line in (out / "integers.csv").read_text().splitlines()[1:]]
+        got = [(r["acc_x"], r["gap"]) for r in ints.orderBy("ts").collect()]
+        c.that(got == [(int(x[1]), int(x[5]) if x[5] else None) for x in src], "Spark: integer values and nulls")
+
+        root = out / "demo-opensensor" / "lake" / "raw"
+        ours = sorted(str(p) for p in root.glob("station=enviro-*"))
+        osdf = spark.read.option("basePath", str(root)).parquet(*ours)
+        fields = {f.name: f.dataType for f in osdf.schema.fields}
+        c.equal((fields["timestamp"], fields["station_id"], fields["pm25"]),
+                (T.TimestampType(), T.StringType(), T.FloatType()), "Spark: OpenSensor column types")
+        want = sum(pq.ParquetFile(f).metadata.num_rows for f in root.glob("station=enviro-*/**/*.parquet"))
+        c.equal(osdf.count(), want, "Spark: OpenSensor rows")
+        print(f"Spark {spark.version}: Hive lake, integer channels and OpenSensor files read", flush=True)
+    finally:
+        spark.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", required=True, type=Path, help="the sensorlake binary")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "basicmotions.csv")
+    parser.add_argument("--spark", action="store_true", help="also read with pyspark (needs Java)")
     args = parser.parse_args()
     print(f"pyarrow {pa.__version__}, duckdb {duckdb.__version__}, polars {pl.__version__}", flush=True)
     c = Checks()
@@ -404,6 +449,8 @@ def main() -> int:
         check_demo(c, args.bin, out, "imu", "2min", 2, 1 / 64, False)
         check_demo(c, args.bin, out, "imu-raw", "2min", 1, 1 / 64, True)
         check_opensensor(c, args.bin, out)
+        if args.spark:
+            check_spark(c, args.data, out)
     print(f"interop: {c.passed} passed, {len(c.failed)} failed")
     return 1 if c.failed else 0
 
