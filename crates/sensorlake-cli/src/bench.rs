@@ -84,8 +84,8 @@ fn options_label(o: &EncodeOptions) -> String {
     )
 }
 
-/// A writer of either kind. Not boxed: the encoder's inline state (≈ 2.7 KB, mostly
-/// Snappy's small table) would otherwise show up in the heap being measured.
+/// A writer of either kind. Not boxed, so the heap being measured is only what the
+/// encoder itself allocates (its inline state is ≈ 0.6 KB).
 #[allow(clippy::large_enum_variant)]
 enum AnyEncoder {
     Ours(Encoder),

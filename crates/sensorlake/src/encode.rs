@@ -270,8 +270,10 @@ pub enum EncodeError {
     SchemaMismatch,
     /// The batch has no rows.
     EmptyBatch,
-    /// The Parquet writer failed (including I/O errors of the output).
+    /// The `parquet` crate's writer failed (`ReferenceEncoder`).
     Parquet(ParquetError),
+    /// Writing the output failed (e.g. the disk is full).
+    Io(std::io::Error),
 }
 
 impl fmt::Display for EncodeError {
@@ -281,6 +283,7 @@ impl fmt::Display for EncodeError {
             Self::SchemaMismatch => write!(f, "the batch's schema differs from the encoder's"),
             Self::EmptyBatch => write!(f, "an empty batch cannot be encoded"),
             Self::Parquet(e) => write!(f, "parquet writer: {e}"),
+            Self::Io(e) => write!(f, "cannot write the Parquet file: {e}"),
         }
     }
 }
@@ -289,6 +292,7 @@ impl std::error::Error for EncodeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Parquet(e) => Some(e),
+            Self::Io(e) => Some(e),
             _ => None,
         }
     }
@@ -410,7 +414,7 @@ impl Encoder {
                 (kv, &self.fixed_kv),
                 out,
             )
-            .map_err(|e| EncodeError::Parquet(ParquetError::External(Box::new(e))))
+            .map_err(EncodeError::Io)
     }
 
     /// Encodes `batch` into `out`, replacing its contents (reuse `out` between files to

@@ -106,8 +106,9 @@ impl<W: Write> Tracked<W> {
 /// Page compression state, kept between files.
 #[derive(Default)]
 struct Compressors {
+    /// Boxed: its 2 KiB table is inline, and only files written with Snappy need it.
     #[cfg(feature = "snappy")]
-    snappy: Option<snap::raw::Encoder>,
+    snappy: Option<Box<snap::raw::Encoder>>,
     #[cfg(feature = "lz4")]
     lz4: Option<lz4_flex::block::CompressTable>,
     #[cfg(feature = "gzip")]
@@ -501,7 +502,7 @@ impl FileWriter {
             Codec::Snappy => {
                 out.resize(snap::raw::max_compress_len(body.len()), 0);
                 c.snappy
-                    .get_or_insert_with(snap::raw::Encoder::new)
+                    .get_or_insert_with(|| Box::new(snap::raw::Encoder::new()))
                     .compress(body, out)
                     .map_err(|e| io_error(format!("snappy: {e}")))
             }
