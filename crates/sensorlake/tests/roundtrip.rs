@@ -257,3 +257,49 @@ fn parquet_crate_writer_and_ours_hold_the_same_rows() {
         }
     }
 }
+
+/// A writer that fails like a full disk after `room` bytes.
+struct FullDisk {
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_at_any_point_of_the_file() {
+    let batch = mixed();
+    let device = DeviceId::new("d").unwrap();
+    let meta = FileMetadata {
+        device_id: &device,
+        object_key: "k",
+    };
+    let mut encoder = Encoder::new(batch.schema().clone(), EncodeOptions::default()).unwrap();
+    let size = encoder.encode_to_vec(&batch, &meta).unwrap().len();
+    for room in (0..size).step_by(7) {
+        let err = encoder
+            .encode(&batch, &meta, FullDisk { room })
+            .expect_err("the output ran out of room");
+        assert!(
+            matches!(err, sensorlake::encode::EncodeError::Io(_)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("No space left"), "{err}");
+    }
+    // The encoder is still usable afterwards.
+    assert_eq!(encoder.encode_to_vec(&batch, &meta).unwrap().len(), size);
+}
