@@ -27,7 +27,9 @@ pub mod encode;
 pub mod failpoint;
 pub mod journal;
 pub mod key;
+pub mod opensensor;
 pub mod pipeline;
+mod pqwrite;
 pub mod presign;
 pub mod schema;
 #[cfg(any(test, feature = "sim"))]
@@ -36,6 +38,7 @@ pub mod simulate;
 pub mod spool;
 pub mod storage;
 pub mod sts;
+mod thrift;
 pub mod upload;
 pub mod uploader;
 pub mod url_source;
