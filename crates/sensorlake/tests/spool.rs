@@ -149,7 +149,10 @@ fn refuse_new_keeps_the_new_file_out_and_takes_it_once_there_is_room() {
         Err(SpoolError::Full { .. })
     ));
     let large = file(0, 5000);
-    assert!(large.len() as u64 > size * 2, "the large file must exceed max_bytes");
+    assert!(
+        large.len() as u64 > size * 2,
+        "the large file must exceed max_bytes"
+    );
     assert!(matches!(
         small.push(&large, None),
         Err(SpoolError::TooLarge { .. })
