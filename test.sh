@@ -52,6 +52,33 @@ cargo test -p sensorlake --no-default-features --features device --target i686-u
 
 step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
 scripts/esp-proxy-build.sh
+step "Python venv for the interoperability check (python/requirements.txt)"
+# Created when missing, reinstalled when the requirements change. No Python or a failed
+# install fails the run: the check never skips.
+command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the interoperability check" >&2; exit 1; }
+# Spark is optional: installed (and then required to work) when Java is present.
+requirements=(python/requirements.txt)
+interop_args=()
+if java -version >/dev/null 2>&1; then
+  requirements+=(python/requirements-spark.txt)
+  interop_args+=(--spark)
+else
+  echo "no Java: the interoperability check runs without Spark"
+fi
+want=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
+have=$(cat .venv/requirements.sha256 2>/dev/null || true)
+if [ ! -x .venv/bin/python ] || [ "$want" != "$have" ]; then
+  rm -rf .venv
+  python3 -m venv .venv
+  for r in "${requirements[@]}"; do
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$r"
+  done
+  echo "$want" > .venv/requirements.sha256
+fi
+
+step "Interoperability: pyarrow, DuckDB and Polars read what sensorlake writes"
+cargo build --locked -p sensorlake-cli --bin sensorlake
+.venv/bin/python python/interop_check.py --bin target/debug/sensorlake "${interop_args[@]}"
 
 echo
 echo "All checks passed."

@@ -12,6 +12,13 @@ cd "$(dirname "$0")/.."
 toolchain=${ESP_PROXY_TOOLCHAIN:-1.98.0}
 rustup toolchain list | grep -q "^$toolchain" || rustup toolchain install "$toolchain" --profile minimal
 rustup component add rust-src --toolchain "$toolchain" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/esp-proxy cargo +"$toolchain" build \
   -Z build-std=std,panic_abort --target riscv32imc-esp-espidf \
-  -p sensorlake --no-default-features --features device --locked "$@"
+  -p sensorlake --no-default-features --features device --locked "$@" 2>&1 | tee "$log"
+# Code that only compiles on ESP-IDF must be as clean as the rest.
+if grep -q '^warning: `sensorlake` (lib) generated' "$log"; then
+  echo "error: the device library has warnings on riscv32imc-esp-espidf" >&2
+  exit 1
+fi

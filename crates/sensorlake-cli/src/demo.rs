@@ -362,12 +362,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     );
     let batch = match config.layout {
         Layout::Hive => BatchConfig::default(),
-        Layout::OpenSensor => BatchConfig {
-            max_rows: 100_000,
-            max_age: None,
-            window: Some(Duration::from_secs(15 * 60)),
-            ..BatchConfig::default()
-        },
+        Layout::OpenSensor => sensorlake::opensensor::batch_config(),
     };
     let interval = config.profile.interval_us();
     let rows_per_device = (config.duration.as_micros() as i64 / interval).max(1) as u64;

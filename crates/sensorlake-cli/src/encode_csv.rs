@@ -58,14 +58,13 @@ pub enum SchemaPreset {
 }
 
 impl SchemaPreset {
-    /// Applies the preset's column conventions to `schema`.
-    pub fn apply(self, mut schema: Schema) -> Schema {
-        if self == Self::OpenSensor {
-            schema.ts_column = "timestamp".into();
-            schema.ts_unit = sensorlake::schema::TimeUnit::Millis;
-            schema.device_column = Some("station_id".into());
+    /// Applies the preset's column conventions to `schema` (see `sensorlake::opensensor`).
+    pub fn apply(self, schema: Schema) -> Schema {
+        match self {
+            Self::Default => schema,
+            // Invalid names surface when the caller validates the schema.
+            Self::OpenSensor => sensorlake::opensensor::apply(schema.clone()).unwrap_or(schema),
         }
-        schema
     }
 }
 

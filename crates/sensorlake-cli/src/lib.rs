@@ -5,7 +5,9 @@
 pub mod agent;
 pub mod agent_config;
 pub mod aws_credentials;
+pub mod bench;
 pub mod broker;
+pub mod ddl;
 pub mod demo;
 pub mod encode_csv;
 pub mod fault_proxy;

@@ -55,6 +55,15 @@ enum Command {
     Run(RunArgs),
     /// Look into a spool directory, or requeue quarantined files.
     Spool(SpoolArgs),
+    /// Print a table definition over the lake: Athena/Glue (partition projection) or DuckDB.
+    Ddl(DdlArgs),
+    /// Benchmark bytes, heap, allocations, instructions and time per file (runs the
+    /// sensorlake-bench binary built next to this one; arguments are passed on).
+    Bench {
+        /// Arguments for sensorlake-bench (see `sensorlake bench -- --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -98,23 +107,62 @@ enum SpoolAction {
     },
 }
 
-/// Encoding settings shared by commands that write Parquet.
+#[derive(Debug, Args)]
+struct DdlArgs {
+    /// Bucket of the lake.
+    #[arg(long)]
+    bucket: String,
+    /// Key prefix of the objects.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Print the Athena/Glue definition (the default).
+    #[arg(long, conflicts_with = "duckdb")]
+    athena: bool,
+    /// Print the DuckDB view instead.
+    #[arg(long)]
+    duckdb: bool,
+    /// Table or view name.
+    #[arg(long, default_value = "sensor_readings")]
+    table: String,
+    /// Key layout: hive or opensensor.
+    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    layout: Layout,
+    /// Columns of a simulator profile (enviro, imu, imu-raw) ...
+    #[arg(long, default_value = "enviro", value_parser = parse_profile)]
+    profile: Profile,
+    /// ... or of this Parquet file written by sensorlake.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Device ids for an enum projection (comma-separated); without it the id is injected.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
+    /// First day of the date projection (YYYY-MM-DD).
+    #[arg(long, default_value = "2024-01-01")]
+    since: String,
+    /// Use this location instead of s3://BUCKET/PREFIX (e.g. a local directory).
+    #[arg(long)]
+    location: Option<String>,
+}
+
+/// Encoding settings shared by commands that write Parquet. The defaults are the
+/// library's (`EncodeOptions::default()`, chosen by `sensorlake bench`).
 #[derive(Debug, Clone, Args)]
 struct EncodingArgs {
     /// Page compression: none, snappy, lz4 (Parquet LZ4_RAW), gzip, zstd (host only).
-    #[arg(long, default_value = "snappy", value_parser = parse_codec)]
+    #[arg(long, default_value = "lz4", value_parser = parse_codec)]
     codec: Codec,
     /// Float channel encoding: plain, dictionary, byte-stream-split.
-    #[arg(long, default_value = "plain", value_parser = parse_float_encoding)]
+    #[arg(long, default_value = "byte-stream-split", value_parser = parse_float_encoding)]
     float_encoding: FloatEncoding,
     /// Timestamp encoding: plain, delta.
-    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
     ts_encoding: IntEncoding,
     /// Integer channel encoding: plain, delta.
-    #[arg(long, default_value = "plain", value_parser = parse_int_encoding)]
+    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
     int_encoding: IntEncoding,
-    /// Statistics: none, chunk (per file, for pruning), page (plus column/offset indexes).
-    #[arg(long, default_value = "chunk", value_parser = parse_statistics)]
+    /// Statistics: none, timestamp (min/max of the timestamp only, for file pruning),
+    /// chunk (every column, per file), page (plus column/offset indexes).
+    #[arg(long, default_value = "timestamp", value_parser = parse_statistics)]
     statistics: Statistics,
 }
 
@@ -332,6 +380,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Spool(args) => spool(args),
+        Command::Ddl(args) => ddl(args),
+        Command::Bench { args } => bench(&args),
     }
 }
 
@@ -361,6 +411,61 @@ fn spool(args: SpoolArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ddl(args: DdlArgs) -> Result<ExitCode> {
+    let schema = match &args.file {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let decoded = sensorlake::decode::decode(bytes.into())
+                .with_context(|| format!("{}", path.display()))?;
+            decoded.batch.schema().as_ref().clone()
+        }
+        None => {
+            let schema = sensorlake::simulate::Simulator::schema_for(args.profile);
+            match args.layout {
+                Layout::Hive => schema,
+                Layout::OpenSensor => sensorlake::opensensor::apply(schema)?,
+            }
+        }
+    };
+    let config = sensorlake_cli::ddl::DdlConfig {
+        table: args.table,
+        bucket: args.bucket,
+        prefix: args.prefix,
+        location: args.location,
+        layout: args.layout,
+        schema,
+        devices: args.devices,
+        since: args.since,
+    };
+    let engine = if args.duckdb {
+        sensorlake_cli::ddl::Engine::DuckDb
+    } else {
+        sensorlake_cli::ddl::Engine::Athena
+    };
+    print!("{}", sensorlake_cli::ddl::render(&config, engine)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: &[String]) -> Result<ExitCode> {
+    let exe = std::env::current_exe()?.with_file_name("sensorlake-bench");
+    if !exe.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p sensorlake-cli`",
+            exe.display()
+        );
+    }
+    let status = std::process::Command::new(&exe)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn demo(args: DemoArgs) -> Result<ExitCode> {
@@ -462,4 +567,25 @@ fn presign(args: PresignArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_encoding_defaults_are_the_library_defaults() {
+        let cli = Cli::parse_from([
+            "sensorlake",
+            "encode",
+            "--input",
+            "a.csv",
+            "--output",
+            "a.parquet",
+        ]);
+        let Command::Encode(args) = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(args.encoding.options(), EncodeOptions::default());
+    }
 }

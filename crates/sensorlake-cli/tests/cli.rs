@@ -40,7 +40,9 @@ fn help_documents_every_command() {
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for command in ["demo", "serve", "encode", "inspect", "presign"] {
+    for command in [
+        "demo", "serve", "encode", "inspect", "presign", "ddl", "bench",
+    ] {
         assert!(help.contains(command), "--help lacks {command}:\n{help}");
     }
 }

@@ -1,9 +1,15 @@
-//! Batch → Parquet bytes, with the `parquet` crate's low-level column writers (no arrow).
+//! Batch → Parquet bytes.
 //!
-//! One row group per file. Columns: the timestamp (INT64, TIMESTAMP UTC), optionally the
-//! device id as a string, then one column per channel. Codec, encodings and statistics
-//! are options; key-value metadata records the device id, the object key, the schema
-//! version and the library version.
+//! One row group per file, one page per column. Columns: the timestamp (INT64, TIMESTAMP
+//! UTC), optionally the device id as a string, then one column per channel. Codec,
+//! encodings and statistics are options; key-value metadata records the device id, the
+//! object key, the schema version and the library version (plus channel units/scales).
+//!
+//! [`Encoder`] writes with this crate's own small writer (`pqwrite`): pages stream
+//! straight to the output and every scratch buffer is kept between files, so a
+//! long-lived encoder allocates nothing once warm. [`ReferenceEncoder`] writes the same
+//! columns with the `parquet` crate's `SerializedFileWriter`; it is kept to compare
+//! against (sizes, memory, code size) and to cross-check files in the tests.
 
 use std::fmt;
 use std::io::Write;
@@ -97,7 +103,9 @@ impl Codec {
             Self::Snappy => Compression::SNAPPY,
             Self::Lz4 => Compression::LZ4_RAW,
             Self::Gzip => Compression::GZIP(Default::default()),
-            Self::Zstd => Compression::ZSTD(Default::default()),
+            Self::Zstd => {
+                Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).unwrap_or_default())
+            }
         }
     }
 }
@@ -184,7 +192,10 @@ impl IntEncoding {
 pub enum Statistics {
     /// None at all.
     None,
-    /// Per column chunk (in the footer): enough for file pruning.
+    /// Min/max of the timestamp column only (in the footer): what query engines prune
+    /// files by; no statistics for channels.
+    Timestamp,
+    /// Per column chunk (in the footer), every column.
     Chunk,
     /// Per chunk and per page, plus column and offset indexes.
     Page,
@@ -192,16 +203,17 @@ pub enum Statistics {
 
 impl Statistics {
     /// Every level, in table order.
-    pub const ALL: [Statistics; 3] = [Self::None, Self::Chunk, Self::Page];
+    pub const ALL: [Statistics; 4] = [Self::None, Self::Timestamp, Self::Chunk, Self::Page];
 
-    /// Parses `none`, `chunk` or `page`.
+    /// Parses `none`, `timestamp` (alias `ts`), `chunk` or `page`.
     pub fn parse(text: &str) -> Result<Self, EncodeError> {
         match text {
             "none" => Ok(Self::None),
+            "timestamp" | "ts" => Ok(Self::Timestamp),
             "chunk" => Ok(Self::Chunk),
             "page" => Ok(Self::Page),
             other => Err(EncodeError::BadOption(format!(
-                "unknown statistics level {other:?}: expected none, chunk or page"
+                "unknown statistics level {other:?}: expected none, timestamp, chunk or page"
             ))),
         }
     }
@@ -210,6 +222,7 @@ impl Statistics {
     pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::Timestamp => "timestamp",
             Self::Chunk => "chunk",
             Self::Page => "page",
         }
@@ -231,14 +244,19 @@ pub struct EncodeOptions {
     pub statistics: Statistics,
 }
 
+/// The defaults follow the benchmark (`sensorlake bench`, README "Performance"): on
+/// 178-row files of real and simulated sensor data LZ4_RAW + BYTE_STREAM_SPLIT floats +
+/// DELTA_BINARY_PACKED timestamps and integers + timestamp-only statistics is the
+/// smallest configuration that needs little memory (LZ4's table is 8 KiB; Snappy's
+/// 32 KiB, gzip's ≈ 320 KiB) and time.
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
-            codec: Codec::Snappy,
-            float_encoding: FloatEncoding::Plain,
-            ts_encoding: IntEncoding::Plain,
-            int_encoding: IntEncoding::Plain,
-            statistics: Statistics::Chunk,
+            codec: Codec::Lz4,
+            float_encoding: FloatEncoding::ByteStreamSplit,
+            ts_encoding: IntEncoding::Delta,
+            int_encoding: IntEncoding::Delta,
+            statistics: Statistics::Timestamp,
         }
     }
 }
@@ -252,8 +270,10 @@ pub enum EncodeError {
     SchemaMismatch,
     /// The batch has no rows.
     EmptyBatch,
-    /// The Parquet writer failed (including I/O errors of the output).
+    /// The `parquet` crate's writer failed (`ReferenceEncoder`).
     Parquet(ParquetError),
+    /// Writing the output failed (e.g. the disk is full).
+    Io(std::io::Error),
 }
 
 impl fmt::Display for EncodeError {
@@ -263,6 +283,7 @@ impl fmt::Display for EncodeError {
             Self::SchemaMismatch => write!(f, "the batch's schema differs from the encoder's"),
             Self::EmptyBatch => write!(f, "an empty batch cannot be encoded"),
             Self::Parquet(e) => write!(f, "parquet writer: {e}"),
+            Self::Io(e) => write!(f, "cannot write the Parquet file: {e}"),
         }
     }
 }
@@ -271,6 +292,7 @@ impl std::error::Error for EncodeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Parquet(e) => Some(e),
+            Self::Io(e) => Some(e),
             _ => None,
         }
     }
@@ -291,34 +313,63 @@ pub struct FileMetadata<'a> {
     pub object_key: &'a str,
 }
 
-/// A long-lived encoder for one schema and one set of options.
+/// Checks that `options` can be written by this build.
+fn check_available(options: &EncodeOptions) -> Result<(), EncodeError> {
+    if options.codec.is_available() {
+        Ok(())
+    } else {
+        Err(EncodeError::BadOption(format!(
+            "codec {} is not available in this build (cargo feature {:?})",
+            options.codec.name(),
+            options.codec.name()
+        )))
+    }
+}
+
+/// Key-value metadata that is the same for every file of a schema: schema and library
+/// versions, channel units and scales.
+fn fixed_key_values(schema: &Schema) -> Vec<(String, String)> {
+    let mut kv = vec![
+        (META_SCHEMA_VERSION.to_string(), SCHEMA_VERSION.to_string()),
+        (
+            META_LIBRARY_VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ];
+    for channel in &schema.channels {
+        if let Some(unit) = &channel.unit {
+            kv.push((format!("{META_UNIT_PREFIX}{}", channel.name), unit.clone()));
+        }
+        if let Some(scale) = channel.scale {
+            kv.push((
+                format!("{META_SCALE_PREFIX}{}", channel.name),
+                scale.to_string(),
+            ));
+        }
+    }
+    kv
+}
+
+/// A long-lived encoder for one schema and one set of options. It keeps its scratch
+/// buffers between files: after the first file of a given size it allocates nothing
+/// (when writing into a reused buffer or straight to a file).
 #[derive(Debug)]
 pub struct Encoder {
     schema: Arc<Schema>,
-    parquet_schema: TypePtr,
-    props: WriterPropertiesPtr,
     options: EncodeOptions,
-    ts_scratch: Vec<i64>,
+    fixed_kv: Vec<(String, String)>,
+    writer: crate::pqwrite::FileWriter,
 }
 
 impl Encoder {
     /// An encoder; fails if a codec is not compiled in.
     pub fn new(schema: Arc<Schema>, options: EncodeOptions) -> Result<Self, EncodeError> {
-        if !options.codec.is_available() {
-            return Err(EncodeError::BadOption(format!(
-                "codec {} is not available in this build (cargo feature {:?})",
-                options.codec.name(),
-                options.codec.name()
-            )));
-        }
-        let parquet_schema = schema.to_parquet()?;
-        let props = Arc::new(writer_properties(&schema, &options));
+        check_available(&options)?;
         Ok(Self {
+            fixed_kv: fixed_key_values(&schema),
             schema,
-            parquet_schema,
-            props,
             options,
-            ts_scratch: Vec::new(),
+            writer: Default::default(),
         })
     }
 
@@ -330,6 +381,126 @@ impl Encoder {
     /// The schema.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema
+    }
+
+    /// Writes `batch` as one Parquet file to `out` (pages are written as they are
+    /// encoded; wrap an unbuffered file in a `BufWriter` if small writes are costly).
+    pub fn encode<W: Write>(
+        &mut self,
+        batch: &Batch,
+        meta: &FileMetadata<'_>,
+        out: W,
+    ) -> Result<(), EncodeError> {
+        if batch.schema().as_ref() != self.schema.as_ref() {
+            return Err(EncodeError::SchemaMismatch);
+        }
+        if batch.is_empty() {
+            return Err(EncodeError::EmptyBatch);
+        }
+        let estimated = [(META_TIME_ESTIMATED, "true")];
+        let per_file = [
+            (META_DEVICE_ID, meta.device_id.as_str()),
+            (META_OBJECT_KEY, meta.object_key),
+        ];
+        let mut kv: [(&str, &str); 3] = [per_file[0], per_file[1], estimated[0]];
+        let kv_len = if batch.time_estimated() { 3 } else { 2 };
+        let kv = &mut kv[..kv_len];
+        self.writer
+            .write(
+                &self.schema,
+                &self.options,
+                batch,
+                meta.device_id.as_str(),
+                (kv, &self.fixed_kv),
+                out,
+            )
+            .map_err(EncodeError::Io)
+    }
+
+    /// Encodes `batch` into `out`, replacing its contents (reuse `out` between files to
+    /// avoid allocating).
+    pub fn encode_into(
+        &mut self,
+        batch: &Batch,
+        meta: &FileMetadata<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        out.clear();
+        self.encode(batch, meta, GrowSlowly(out))
+    }
+
+    /// Encodes `batch` into a new buffer.
+    pub fn encode_to_vec(
+        &mut self,
+        batch: &Batch,
+        meta: &FileMetadata<'_>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode_into(batch, meta, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Appends to a `Vec`, growing it by a quarter (not doubling) when it is full, so a
+/// fresh output buffer ends close to the file's size.
+struct GrowSlowly<'a>(&'a mut Vec<u8>);
+
+impl Write for GrowSlowly<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let spare = self.0.capacity() - self.0.len();
+        if spare < bytes.len() {
+            self.0
+                .reserve_exact(bytes.len().max(self.0.len() / 4).max(1024));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The same files written with the `parquet` crate's `SerializedFileWriter`: a
+/// reference for benchmarks (size, heap, code size) and for cross-checking [`Encoder`].
+#[derive(Debug)]
+pub struct ReferenceEncoder {
+    schema: Arc<Schema>,
+    parquet_schema: TypePtr,
+    props: WriterPropertiesPtr,
+    ts_scratch: Vec<i64>,
+}
+
+impl ReferenceEncoder {
+    /// A reference encoder; fails if a codec is not compiled in.
+    pub fn new(schema: Arc<Schema>, options: EncodeOptions) -> Result<Self, EncodeError> {
+        check_available(&options)?;
+        let parquet_schema = schema.to_parquet()?;
+        let props = Arc::new(writer_properties(&schema, &options));
+        Ok(Self {
+            schema,
+            parquet_schema,
+            props,
+            ts_scratch: Vec::new(),
+        })
+    }
+
+    /// The "seed" configuration: the `parquet` crate's default writer properties
+    /// (dictionary encoding on for every column, page statistics, offset index) with
+    /// `codec`. Only for comparisons.
+    pub fn crate_defaults(schema: Arc<Schema>, codec: Codec) -> Result<Self, EncodeError> {
+        let options = EncodeOptions {
+            codec,
+            ..EncodeOptions::default()
+        };
+        check_available(&options)?;
+        let mut encoder = Self::new(schema, options)?;
+        encoder.props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(codec.to_parquet())
+                .build(),
+        );
+        Ok(encoder)
     }
 
     /// Writes `batch` as one Parquet file to `out`.
@@ -353,18 +524,15 @@ impl Encoder {
         let mut row_group = writer.next_row_group()?;
 
         let unit = self.schema.ts_unit.micros();
-        let ts: &[i64] = if unit == 1 {
-            batch.timestamps()
-        } else {
-            self.ts_scratch.clear();
-            self.ts_scratch
-                .extend(batch.timestamps().iter().map(|t| t / unit));
-            &self.ts_scratch
-        };
+        self.ts_scratch.clear();
+        self.ts_scratch
+            .extend(batch.timestamps().iter().map(|t| t.div_euclid(unit)));
         let mut column = row_group
             .next_column()?
             .ok_or(EncodeError::SchemaMismatch)?;
-        column.typed::<Int64Type>().write_batch(ts, None, None)?;
+        column
+            .typed::<Int64Type>()
+            .write_batch(&self.ts_scratch, None, None)?;
         column.close()?;
 
         if self.schema.device_column.is_some() {
@@ -449,7 +617,7 @@ fn file_key_values(schema: &Schema, batch: &Batch, meta: &FileMetadata<'_>) -> V
 
 fn writer_properties(schema: &Schema, options: &EncodeOptions) -> WriterProperties {
     let stats = match options.statistics {
-        Statistics::None => EnabledStatistics::None,
+        Statistics::None | Statistics::Timestamp => EnabledStatistics::None,
         Statistics::Chunk => EnabledStatistics::Chunk,
         Statistics::Page => EnabledStatistics::Page,
     };
@@ -460,7 +628,10 @@ fn writer_properties(schema: &Schema, options: &EncodeOptions) -> WriterProperti
         .set_dictionary_enabled(false);
 
     let ts = ColumnPath::from(schema.ts_column.as_str());
-    builder = builder.set_column_encoding(ts, options.ts_encoding.to_parquet());
+    builder = builder.set_column_encoding(ts.clone(), options.ts_encoding.to_parquet());
+    if options.statistics == Statistics::Timestamp {
+        builder = builder.set_column_statistics_enabled(ts, EnabledStatistics::Chunk);
+    }
     if let Some(device) = &schema.device_column {
         // One repeated value: a dictionary stores it once.
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(device.as_str()), true);

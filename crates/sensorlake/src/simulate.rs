@@ -5,9 +5,11 @@
 //! restarted agent resumes exactly where it stopped and a test can recompute any row.
 //! Values are quantised the way the real sensors deliver them.
 //!
-//! - `enviro`: an environmental station every 5 s (BME280/BME680-class temperature,
-//!   humidity and pressure, MICS6814 gas resistances, LTR-559 light, PMS5003 particulate
-//!   counts) with daily cycles, noise, quantisation and occasional failed reads (null).
+//! - `enviro`: an Enviro+ environmental station every 5 s (BME280 temperature,
+//!   humidity and pressure, compensated and raw; MICS6814 gas resistances; LTR-559 light
+//!   and proximity; PMS5003 particulate mass and counts), named and ordered as the
+//!   OpenSensor.Space network stores them, with daily cycles, noise, quantisation and
+//!   occasional failed PMS5003 reads (null).
 //! - `imu`: a 9-axis IMU with fusion output at 64 Hz, 14 channels (accelerometer,
 //!   gyroscope, magnetometer, orientation quaternion, die temperature) as 16-bit raw
 //!   counts with a scale per channel; motion segments (rest, walk, run, shake).
@@ -59,20 +61,6 @@ impl Profile {
         }
     }
 }
-
-/// (name, unit, scale from raw count, nullable) of the enviro channels.
-const ENVIRO: [(&str, &str, bool); 10] = [
-    ("temperature", "degC", false),
-    ("humidity", "%RH", false),
-    ("pressure", "hPa", false),
-    ("oxidised", "kOhm", false),
-    ("reducing", "kOhm", false),
-    ("nh3", "kOhm", false),
-    ("lux", "lx", false),
-    ("pm1", "ug/m3", true),
-    ("pm25", "ug/m3", true),
-    ("pm10", "ug/m3", true),
-];
 
 /// (name, unit, scale) of the IMU channels: raw count × scale = value in unit.
 const IMU: [(&str, &str, f64); 14] = [
@@ -129,13 +117,7 @@ impl Simulator {
     /// The schema of a profile's rows.
     pub fn schema_for(profile: Profile) -> Schema {
         let channels = match profile {
-            Profile::Enviro => ENVIRO
-                .iter()
-                .map(|&(name, unit, nullable)| {
-                    let c = Channel::f32(name).unit(unit);
-                    if nullable { c.nullable() } else { c }
-                })
-                .collect(),
+            Profile::Enviro => crate::opensensor::enviro_channels(),
             Profile::Imu => IMU
                 .iter()
                 .map(|&(name, unit, _)| Channel::f32(name).unit(unit))
@@ -205,7 +187,10 @@ impl Simulator {
         let quant = |v: f64, step: f64| ((v / step).round() * step) as f32;
         let n = |c: u64| self.normal(index, c);
         let temperature = 14.0 + 6.0 * day + 0.05 * n(0);
+        // The uncompensated BME280 reading: warmed by the Raspberry Pi's CPU.
+        let raw_temperature = temperature + 4.0 + 0.3 * (hours * TAU / 3.0).sin() + 0.05 * n(10);
         let humidity = (65.0 - 15.0 * day + 0.3 * n(1)).clamp(0.0, 100.0);
+        let raw_humidity = (humidity * 0.78 + 0.2 * n(11)).clamp(0.0, 100.0);
         let weather = ((hours / 50.0) * TAU).sin();
         let pressure = 1013.0 + 8.0 * weather + 0.02 * n(2);
         let traffic = (((hours - 8.0) / 12.0) * TAU).cos().max(0.0);
@@ -214,23 +199,38 @@ impl Simulator {
         let nh3 = 60.0 + 10.0 * traffic + 0.8 * n(5);
         let lux =
             (800.0 * ((hours - 6.0) / 24.0 * TAU).sin().max(0.0) * (1.0 + 0.02 * n(6))).max(0.0);
+        let proximity = (2.0 + 1.5 * n(12)).max(0.0).round();
         let pm_base = 4.0 + 6.0 * traffic + 1.5 * n(7).abs();
-        // A PMS5003 read fails now and then (serial timeout): all three PM fields are null.
+        // A PMS5003 read fails now and then (serial timeout): all its fields are null.
         let pm_failed = self.uniform(index, 99, 0) < 0.01;
         out.extend([
             Value::F32(quant(temperature, 0.01)),
-            Value::F32(quant(humidity, 0.01)),
+            Value::F32(quant(raw_temperature, 0.01)),
             Value::F32(quant(pressure, 0.01)),
+            Value::F32(quant(humidity, 0.01)),
+            Value::F32(quant(raw_humidity, 0.01)),
             Value::F32(quant(oxidised, 0.001)),
             Value::F32(quant(reducing, 0.001)),
             Value::F32(quant(nh3, 0.001)),
             Value::F32(quant(lux, 0.01)),
+            Value::F32(proximity as f32),
         ]);
         for factor in [0.7, 1.0, 1.3] {
             out.push(if pm_failed {
                 Value::Null
             } else {
                 Value::F32((pm_base * factor).round() as f32)
+            });
+        }
+        // Particle counts per 0.1 L of air, by size bin (integers, stored as float32).
+        for (bin, per_ug) in [120.0, 36.0, 6.0, 0.6, 0.15, 0.05].into_iter().enumerate() {
+            let count = (pm_base * per_ug * (1.0 + 0.1 * n(13 + bin as u64)))
+                .max(0.0)
+                .round();
+            out.push(if pm_failed {
+                Value::Null
+            } else {
+                Value::F32(count as f32)
             });
         }
     }

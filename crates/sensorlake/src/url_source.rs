@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use embedded_svc::http::client::Connection;
 
-use crate::presign::{PresignError, PresignedPut, PutRequest, Signer};
+#[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
+use crate::presign::Signer;
+use crate::presign::{PresignError, PresignedPut, PutRequest};
 
 /// Why URLs could not be had.
 #[derive(Debug, Clone, PartialEq, Eq)]

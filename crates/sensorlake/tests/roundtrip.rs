@@ -226,3 +226,80 @@ fn garbage_and_truncated_files_are_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn parquet_crate_writer_and_ours_hold_the_same_rows() {
+    use sensorlake::encode::ReferenceEncoder;
+    let device = DeviceId::new("gw-1").unwrap();
+    let meta = FileMetadata {
+        device_id: &device,
+        object_key: "raw/k.parquet",
+    };
+    for batch in [basicmotions(178), mixed()] {
+        for options in all_options() {
+            let ours = Encoder::new(batch.schema().clone(), options)
+                .unwrap()
+                .encode_to_vec(&batch, &meta)
+                .unwrap();
+            let reference = ReferenceEncoder::new(batch.schema().clone(), options)
+                .unwrap()
+                .encode_to_vec(&batch, &meta)
+                .unwrap();
+            let a = decode(Bytes::from(ours)).unwrap();
+            let b = decode(Bytes::from(reference)).unwrap();
+            assert_eq!(rows(&a.batch), rows(&b.batch), "{options:?}");
+            assert_eq!(a.batch.schema(), b.batch.schema(), "{options:?}");
+            let mut ka = a.key_values.clone();
+            let mut kb = b.key_values.clone();
+            ka.sort();
+            kb.sort();
+            assert_eq!(ka, kb, "{options:?}");
+        }
+    }
+}
+
+/// A writer that fails like a full disk after `room` bytes.
+struct FullDisk {
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_at_any_point_of_the_file() {
+    let batch = mixed();
+    let device = DeviceId::new("d").unwrap();
+    let meta = FileMetadata {
+        device_id: &device,
+        object_key: "k",
+    };
+    let mut encoder = Encoder::new(batch.schema().clone(), EncodeOptions::default()).unwrap();
+    let size = encoder.encode_to_vec(&batch, &meta).unwrap().len();
+    for room in (0..size).step_by(7) {
+        let err = encoder
+            .encode(&batch, &meta, FullDisk { room })
+            .expect_err("the output ran out of room");
+        assert!(
+            matches!(err, sensorlake::encode::EncodeError::Io(_)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("No space left"), "{err}");
+    }
+    // The encoder is still usable afterwards.
+    assert_eq!(encoder.encode_to_vec(&batch, &meta).unwrap().len(), size);
+}

@@ -148,8 +148,13 @@ fn refuse_new_keeps_the_new_file_out_and_takes_it_once_there_is_room() {
         small.push(&file(0, 10), None),
         Err(SpoolError::Full { .. })
     ));
+    let large = file(0, 5000);
+    assert!(
+        large.len() as u64 > size * 2,
+        "the large file must exceed max_bytes"
+    );
     assert!(matches!(
-        small.push(&file(0, 100), None),
+        small.push(&large, None),
         Err(SpoolError::TooLarge { .. })
     ));
 }
