@@ -16,13 +16,14 @@ echo "## Code size (x86_64 host, profile min-size, stripped)"
 echo
 echo "| binary | bytes | minus hello world |"
 echo "|---|---:|---:|"
-for bin in hello presign encode-presign encode-presign-parquet; do
+for bin in hello presign encode-presign encode-presign-parquet firmware-loops; do
   s=$(size_of "$bin")
   echo "| $bin | $s | $((s - hello)) |"
 done
 echo
 echo "encode (sensorlake writer, lz4+snappy+gzip reachable) = encode-presign - presign: $(( $(size_of encode-presign) - $(size_of presign) )) bytes"
 echo "encode (parquet crate writer) = encode-presign-parquet - presign: $(( $(size_of encode-presign-parquet) - $(size_of presign) )) bytes"
+echo "ESP32-S3 firmware's library code (settings, sensors, spool, held rows, clock, both loops, broker client) = firmware-loops - hello: $(( $(size_of firmware-loops) - hello )) bytes"
 if cargo bloat --version >/dev/null 2>&1; then
   echo
   echo "## cargo bloat --crates (encode-presign, min-size without strip)"
