@@ -292,3 +292,16 @@ fn the_sampling_loop_stops_on_request_and_flushes() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].0 >= T0 && rows[0].0 < T0 + 5 * S);
 }
+
+/// The firmware moves the loops into their threads and returns `DeviceError` through
+/// `anyhow`: they must stay `Send` (and the error `Send + Sync`).
+#[test]
+fn the_loops_move_to_threads_and_the_error_converts_to_anyhow() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send::<device::Sampler<StdStorage, FileTimeStore>>();
+    send::<device::UploadLoop<StdStorage, sensorlake::url_source::AnyUrlSource>>();
+    send_sync::<device::DeviceError>();
+    send_sync::<sensorlake::sensor::SensorsError>();
+    send_sync::<sensorlake::provision::ProvisionError>();
+}
