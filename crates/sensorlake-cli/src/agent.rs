@@ -25,6 +25,7 @@ use serde::Serialize;
 use sensorlake::clock::SkewedClock;
 use sensorlake::failpoint;
 use sensorlake::journal::JournalConfig;
+use sensorlake::key::Layout;
 use sensorlake::pipeline::{
     Pipeline, PipelineConfig, RecordError, Recorder, RecorderStats, Sender,
 };
@@ -296,11 +297,15 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         SourceConfig::Stdin => Some(sources::stdin_lines()?),
         _ => None,
     };
-    let schema = sources::schema_for(
+    let mut schema = sources::schema_for(
         &config.source,
         config.channels.as_deref(),
         stdin.as_ref().map(|(h, _)| h.as_str()),
     )?;
+    if config.keys.layout() == Layout::OpenSensor {
+        // The network's columns: `timestamp` in ms UTC and a `station_id` string column.
+        schema = Arc::new(sensorlake::opensensor::apply(schema.as_ref().clone())?);
+    }
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

@@ -408,7 +408,13 @@ impl AgentConfig {
             Some(out)
         };
 
-        let defaults = BatchConfig::default();
+        // The OpenSensor preset batches by 15-minute clock windows only (one file per
+        // window of a 5 s station); explicit [batch] keys still override.
+        let layout = parse_with(&raw.s3.layout, "[s3] layout", Layout::Hive, Layout::parse)?;
+        let defaults = match layout {
+            Layout::Hive => BatchConfig::default(),
+            Layout::OpenSensor => sensorlake::opensensor::batch_config(),
+        };
         let b = &raw.batch;
         let batch = BatchConfig {
             max_rows: b.max_rows.unwrap_or(defaults.max_rows),
@@ -420,7 +426,7 @@ impl AgentConfig {
             window: match &b.window {
                 Some(t) if t == "none" => None,
                 Some(t) => Some(parse_duration(t).map_err(|e| anyhow!("[batch] window: {e}"))?),
-                None => None,
+                None => defaults.window,
             },
             max_pending: b.max_pending.unwrap_or(defaults.max_pending),
         };
@@ -492,7 +498,6 @@ impl AgentConfig {
             region: s3.region.clone().unwrap_or_else(|| "us-east-1".to_string()),
             path_style: s3.path_style,
         };
-        let layout = parse_with(&s3.layout, "[s3] layout", Layout::Hive, Layout::parse)?;
         let keys = KeyTemplate::new(layout, s3.prefix.as_deref().unwrap_or(""))
             .map_err(|e| anyhow!("[s3] prefix: {e}"))?;
         let url_expiry = opt_duration(&s3.url_expiry, "[s3] url_expiry", Duration::from_secs(300))?;
@@ -608,6 +613,18 @@ prefix = "raw"
             c.status_file,
             Some(PathBuf::from("/etc/sensorlake/spool/status.json"))
         );
+    }
+
+    #[test]
+    fn the_opensensor_layout_batches_by_window_unless_told_otherwise() {
+        let base = "device_id = \"st-1\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"lake\"\nlayout = \"opensensor\"\n";
+        let c = AgentConfig::parse(base, Path::new("/x")).unwrap();
+        assert_eq!(c.batch, sensorlake::opensensor::batch_config());
+        assert_eq!(c.keys.layout(), Layout::OpenSensor);
+        let text = format!("{base}[batch]\nwindow = \"5min\"\n");
+        let c = AgentConfig::parse(&text, Path::new("/x")).unwrap();
+        assert_eq!(c.batch.window, Some(Duration::from_secs(300)));
+        assert_eq!(c.batch.max_age, None);
     }
 
     #[test]

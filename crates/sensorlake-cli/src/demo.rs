@@ -1,6 +1,8 @@
-//! `sensorlake demo`: simulated devices upload Parquet through presigned PUTs to the
-//! embedded SigV4-checking S3 server; then everything is read back through the S3 API
-//! and every generated row must be there exactly once with equal values.
+//! `sensorlake demo`: simulated devices run the library's pipeline (batcher → encoder →
+//! durable spool → uploader, the code the agent and the firmware run) and upload Parquet
+//! through presigned PUTs to the embedded SigV4-checking S3 server; then everything is
+//! read back through the S3 API and every generated row must be there exactly once with
+//! equal values.
 //!
 //! Devices get their URLs from a [`UrlSource`]: by default they sign with the server's
 //! keys; with `--broker` ([`DemoConfig::broker`]) each holds only a token of its own and
@@ -16,15 +18,19 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use sensorlake::batch::{Batch, BatchConfig, Batcher, Value};
+use sensorlake::batch::{BatchConfig, Value};
 use sensorlake::broker_client::BrokerClient;
-use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata, META_DEVICE_ID, META_OBJECT_KEY};
+use sensorlake::clock::SystemClock;
+use sensorlake::encode::{EncodeOptions, META_DEVICE_ID, META_OBJECT_KEY};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
-use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer, md5_hex};
+use sensorlake::pipeline::{Pipeline, PipelineConfig, RecordError, Sender};
+use sensorlake::presign::{Credentials, S3Target, Signer};
 use sensorlake::schema::Schema;
 use sensorlake::simulate::{Profile, Simulator};
-use sensorlake::upload::{Outcome, classify, put_presigned};
-use sensorlake::url_source::{AnyUrlSource, UrlError, UrlSource};
+use sensorlake::spool::SpoolConfig;
+use sensorlake::storage::StdStorage;
+use sensorlake::uploader::{Event, Next, UploadConfig};
+use sensorlake::url_source::{AnyUrlSource, UrlSource};
 
 use crate::broker::registry::Registry;
 use crate::broker::{Broker, BrokerConfig};
@@ -226,42 +232,69 @@ struct DeviceSetup<'a> {
     template: &'a KeyTemplate,
     options: EncodeOptions,
     source: AnyUrlSource,
+    spool_dir: PathBuf,
     progress: &'a ProgressBar,
 }
 
-fn upload_file(
+/// Drives the upload side until the spool is empty; counts what left it.
+fn drain<U: UrlSource>(
+    sender: &mut Sender<StdStorage, U>,
     conn: &mut HostConnection,
-    source: &mut impl UrlSource,
-    key: &str,
-    body: &[u8],
+    run: &mut DeviceRun,
+    progress: &ProgressBar,
 ) -> Result<()> {
-    let md5 = md5_hex(body);
-    let mut delay = Duration::from_millis(50);
-    for _ in 0..6 {
-        let request = [PutRequest::for_body(key, body)];
-        let reason = match source.presign(conn, &request, SystemTime::now()) {
-            Ok(urls) => match put_presigned(conn, &urls[0], body) {
-                Ok(response) => match classify(&response, &md5) {
-                    Outcome::Stored | Outcome::AlreadyStored => return Ok(()),
-                    Outcome::Retry(reason) => reason,
-                    other => bail!("upload of {key} failed: {other:?}"),
-                },
-                Err(e) => e.to_string(),
-            },
-            Err(UrlError::Unavailable(reason)) => reason,
-            Err(e) => bail!("no upload URL for {key}: {e}"),
-        };
-        tracing::warn!(key, %reason, "upload failed, retrying");
-        std::thread::sleep(delay);
-        delay *= 2;
+    let mut pauses = 0;
+    loop {
+        let step = sender.step(conn, &SystemClock);
+        match step.event {
+            Event::Uploaded { bytes, rows, .. } => {
+                run.files += 1;
+                run.bytes += bytes;
+                progress.inc(rows);
+            }
+            Event::AlreadyStored { rows, .. } => {
+                run.files += 1;
+                progress.inc(rows);
+            }
+            Event::Quarantined { file, reason } => {
+                bail!("{}: spool file {file} quarantined: {reason}", run.id)
+            }
+            Event::Paused { reason, .. } => {
+                pauses += 1;
+                if pauses >= 3 {
+                    bail!("{}: uploads paused: {reason}", run.id);
+                }
+            }
+            Event::Retry { reason, .. } | Event::Resigned { reason, .. } => {
+                tracing::warn!(device = %run.id, %reason, "upload retried");
+            }
+            _ => {}
+        }
+        match step.next {
+            Next::Now => {}
+            Next::WaitUntil(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+            Next::Idle => return Ok(()),
+        }
     }
-    bail!("upload of {key} kept failing")
 }
 
-fn run_device(mut setup: DeviceSetup<'_>) -> Result<DeviceRun> {
+/// One simulated device: the library's pipeline (recorder → spool → sender), the same
+/// code the agent and the firmware run, with its spool in `spool_dir`.
+fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
     let mut conn = HostConnection::new(HttpConfig::default())?;
-    let mut batcher = Batcher::new(setup.schema.clone(), setup.batch.clone())?;
-    let mut encoder = Encoder::new(setup.schema.clone(), setup.options)?;
+    let config = PipelineConfig {
+        device_id: setup.id.clone(),
+        schema: setup.schema.clone(),
+        batch: setup.batch.clone(),
+        encode: setup.options,
+        keys: setup.template.clone(),
+        spool: SpoolConfig::default(),
+        journal: None,
+        upload: UploadConfig::default(),
+        seed: setup.sim.ts_of(0) as u64,
+    };
+    let pipeline = Pipeline::open(StdStorage::new(&setup.spool_dir), config, setup.source)?;
+    let (mut recorder, mut sender) = pipeline.split();
     let unit = setup.schema.ts_unit.micros();
     let mut run = DeviceRun {
         id: setup.id.clone(),
@@ -272,33 +305,27 @@ fn run_device(mut setup: DeviceSetup<'_>) -> Result<DeviceRun> {
     };
     let mut values = Vec::new();
     let mut line = String::new();
-    let mut ship = |batch: Batch, run: &mut DeviceRun| -> Result<()> {
-        let key = setup.template.render(&setup.id, &batch)?;
-        let meta = FileMetadata {
-            device_id: &setup.id,
-            object_key: &key,
-        };
-        let bytes = encoder.encode_to_vec(&batch, &meta)?;
-        upload_file(&mut conn, &mut setup.source, &key, &bytes)?;
-        run.files += 1;
-        run.bytes += bytes.len() as u64;
-        setup.progress.inc(batch.len() as u64);
-        Ok(())
-    };
     for index in 0..setup.rows {
         let ts = setup.sim.row(index, &mut values);
-        batcher.push(ts, &values)?;
+        loop {
+            match recorder.push_at(ts, &values, index + 1) {
+                Ok(()) => break,
+                // The spool is full: send some files, then offer the row again.
+                Err(RecordError::Backpressure { .. }) => {
+                    drain(&mut sender, &mut conn, &mut run, setup.progress)?
+                }
+                Err(e) => bail!("{}: {e}", setup.id),
+            }
+        }
         run.expected
             .push((ts - ts.rem_euclid(unit), fingerprint(&values)));
         run.csv_bytes += csv_line_len(ts, &values, &mut line) as u64;
-        while let Some(batch) = batcher.pop_ready() {
-            ship(batch, &mut run)?;
+        if recorder.stats().files_spooled as usize > run.files {
+            drain(&mut sender, &mut conn, &mut run, setup.progress)?;
         }
     }
-    batcher.flush();
-    while let Some(batch) = batcher.pop_ready() {
-        ship(batch, &mut run)?;
-    }
+    recorder.flush()?;
+    drain(&mut sender, &mut conn, &mut run, setup.progress)?;
     Ok(run)
 }
 
@@ -371,11 +398,16 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     let total = rows_per_device * config.devices as u64;
     let progress = progress_bar(total);
 
+    // Each device's durable spool; removed once everything is uploaded.
+    let spools = tempfile::Builder::new()
+        .prefix("sensorlake-spool-")
+        .tempdir()?;
     let started = Instant::now();
     let runs: Vec<DeviceRun> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..=config.devices)
             .map(|n| {
                 let id = DeviceId::new(&format!("{}-{n:02}", config.profile.name()))?;
+                let id_dir = id.as_str().to_string();
                 let source = match &broker {
                     Some(broker) => AnyUrlSource::Broker(broker.register(&id, &template)?),
                     None => AnyUrlSource::LongTermKeys(signer.clone()),
@@ -389,6 +421,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
                     template: &template,
                     options: config.options,
                     source,
+                    spool_dir: spools.path().join(id_dir),
                     progress: &progress,
                 };
                 Ok(scope.spawn(move || run_device(setup)))

@@ -89,7 +89,15 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 fn simulated_rows(from: u64, to: u64) -> Vec<(i64, Vec<sensorlake::batch::Value>)> {
-    let sim = Simulator::new(Profile::Enviro, "gw-1", 1, START_US);
+    simulated_rows_of("gw-1", from, to)
+}
+
+fn simulated_rows_of(
+    device: &str,
+    from: u64,
+    to: u64,
+) -> Vec<(i64, Vec<sensorlake::batch::Value>)> {
+    let sim = Simulator::new(Profile::Enviro, device, 1, START_US);
     let mut values = Vec::new();
     (from..to)
         .map(|i| {
@@ -209,6 +217,57 @@ fn until_drained_uploads_everything_and_a_restart_resumes_after_the_last_row() {
     assert!(c.is_exact() && c.in_s3 == 800, "{c}");
     let s = status(dir.path());
     assert_eq!(s["rows_read"], 300, "only the new rows were read: {s}");
+}
+
+#[test]
+fn the_opensensor_preset_writes_that_networks_layout_and_columns() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    // One hour of a 5 s station (four 15-minute windows of 180 rows) and one more row.
+    let path = dir.path().join("sensorlake.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "device_id = \"st-1\"\n{}\n[spool]\ndir = \"spool\"\n[s3]\nendpoint = \"{}\"\nbucket = \"lake\"\npath_style = true\nprefix = \"enviro\"\nlayout = \"opensensor\"\n",
+            simulate(721),
+            lake.server.endpoint()
+        ),
+    )
+    .unwrap();
+    let out = run(&["run", "--config", path.to_str().unwrap(), "--until-drained"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut keys = lake.keys("enviro/");
+    keys.sort();
+    // The first window of a run is not known to be whole (an earlier process may have
+    // written part of it) and the last one is cut by the end of the source: both carry
+    // the rows' hash. The windows in between are closed by the next window's first row.
+    let day = "enviro/station=st-1/year=2024/month=03/day=01";
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(
+        keys[0].starts_with(&format!("{day}/data_0015_")),
+        "{keys:?}"
+    );
+    for (key, hhmm) in keys[1..4].iter().zip(["0030", "0045", "0100"]) {
+        assert_eq!(key, &format!("{day}/data_{hhmm}.parquet"));
+    }
+    assert!(
+        keys[4].starts_with(&format!("{day}/data_0115_")),
+        "{keys:?}"
+    );
+    let file = lake.get(&keys[1]);
+    let decoded = sensorlake::decode::decode(file.into()).unwrap();
+    let schema = decoded.batch.schema();
+    assert_eq!(schema.ts_column, "timestamp");
+    assert_eq!(schema.ts_unit, sensorlake::schema::TimeUnit::Millis);
+    assert_eq!(schema.device_column.as_deref(), Some("station_id"));
+    assert_eq!(decoded.device_column_values, ["st-1"]);
+    assert_eq!(decoded.batch.len(), 180);
+    let c = compare(
+        "st-1",
+        &simulated_rows_of("st-1", 0, 721),
+        &lake.rows("enviro/"),
+    );
+    assert!(c.is_exact() && c.in_s3 == 721, "{c}");
 }
 
 #[test]

@@ -53,6 +53,26 @@ impl Lake {
         .unwrap()
     }
 
+    /// The object keys under `prefix` (ListObjectsV2).
+    #[allow(dead_code)]
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let signer = self.signer(&self.server.endpoint(), SECRET_KEY);
+        let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+        s3client::list_objects(&mut conn, &signer, prefix, SystemTime::now)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+
+    /// One object's bytes (GetObject).
+    #[allow(dead_code)]
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let signer = self.signer(&self.server.endpoint(), SECRET_KEY);
+        let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+        s3client::get_object(&mut conn, &signer, key, SystemTime::now()).unwrap()
+    }
+
     /// Every row under `prefix`, read back through ListObjectsV2 + GetObject.
     pub fn rows(&self, prefix: &str) -> StoredRows {
         let signer = self.signer(&self.server.endpoint(), SECRET_KEY);
