@@ -33,29 +33,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y "${need_apt[@]}" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "${need_apt[@]}"; }
 fi
 
-step "ESP-IDF NVS partition generator (PyPI), for the provisioning test"
-nvs_venv="$root/target/venv-nvs"
-[ -x "$nvs_venv/bin/python" ] || python3 -m venv "$nvs_venv"
-"$nvs_venv/bin/python" -c "import esp_idf_nvs_partition_gen" 2>/dev/null ||
-  "$nvs_venv/bin/pip" install -q esp-idf-nvs-partition-gen==0.3.0
-export SENSORLAKE_NVS_GEN_PYTHON="$nvs_venv/bin/python"
-
-step "Formatting and lints"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-step "cargo test --workspace"
-cargo test --workspace --locked
-
-step "Library tests on a 32-bit target (i686, device feature set)"
-cargo test -p sensorlake --no-default-features --features device --target i686-unknown-linux-gnu --locked
-
-step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
-scripts/esp-proxy-build.sh
-step "Python venv for the interoperability check (python/requirements.txt)"
+step "Python venv (python/requirements.txt): pyarrow, DuckDB, Polars for the interoperability check; ESP-IDF's NVS generator for the provisioning test"
 # Created when missing, reinstalled when the requirements change. No Python or a failed
 # install fails the run: the check never skips.
-command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the interoperability check" >&2; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "python3 is required (interoperability and provisioning checks)" >&2; exit 1; }
 # Spark is optional: installed (and then required to work) when Java is present.
 requirements=(python/requirements.txt)
 interop_args=()
@@ -75,6 +56,19 @@ if [ ! -x .venv/bin/python ] || [ "$want" != "$have" ]; then
   done
   echo "$want" > .venv/requirements.sha256
 fi
+
+step "Formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace --locked
+
+step "Library tests on a 32-bit target (i686, device feature set)"
+cargo test -p sensorlake --no-default-features --features device --target i686-unknown-linux-gnu --locked
+
+step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
+scripts/esp-proxy-build.sh
 
 step "Interoperability: pyarrow, DuckDB and Polars read what sensorlake writes"
 cargo build --locked -p sensorlake-cli --bin sensorlake
