@@ -17,5 +17,6 @@ pub mod inspect;
 pub mod provision;
 pub mod s3client;
 pub mod s3server;
+pub mod server_thread;
 pub mod sources;
 pub mod spool_cmd;

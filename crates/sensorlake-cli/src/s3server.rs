@@ -20,10 +20,8 @@
 //!   configured key pair; unsigned requests are 403 `AccessDenied`.
 
 use std::fmt;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -34,10 +32,8 @@ use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-/// How long in-flight requests may take to finish at shutdown.
-const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
+use crate::server_thread::{BackgroundServer, StopSignal, accept_until, run_until_signal};
 
 /// Configuration of the embedded S3 server.
 #[derive(Clone, PartialEq, Eq)]
@@ -189,39 +185,10 @@ fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpLis
     Ok((service, listener))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sensorlake-s3")
-        .enable_all()
-        .build()
-        .context("start the S3 server's tokio runtime")
-}
-
-/// Accepts connections until `shutdown` completes, then lets in-flight
-/// requests finish for up to [`GRACEFUL_SHUTDOWN`].
-async fn serve(service: S3Service, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// Serves `service` on `listener` until `stop` completes.
+async fn serve(service: S3Service, listener: TcpListener, stop: StopSignal) {
     let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let socket = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(err) => {
-                    tracing::warn!("S3 server: accept failed: {err}");
-                    // Do not spin on persistent errors such as EMFILE.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.as_mut() => break,
-        };
-        // Responses are written as head then body: without TCP_NODELAY, Nagle's
-        // algorithm holds the body until the client's delayed ACK (~40 ms a request).
-        if let Err(err) = socket.set_nodelay(true) {
-            tracing::debug!("S3 server: cannot set TCP_NODELAY: {err}");
-        }
+    accept_until("S3 server", listener, stop, |socket, _, graceful| {
         let conn = http.serve_connection(TokioIo::new(socket), service.clone());
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
@@ -229,14 +196,8 @@ async fn serve(service: S3Service, listener: TcpListener, shutdown: impl Future<
                 tracing::debug!("S3 server connection ended with an error: {err}");
             }
         });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("S3 server: all connections closed"),
-        () = tokio::time::sleep(GRACEFUL_SHUTDOWN) => {
-            tracing::warn!("S3 server: connections still open after {GRACEFUL_SHUTDOWN:?}, closing them");
-        }
-    }
+    })
+    .await;
 }
 
 /// A running embedded S3 server. It runs on its own tokio runtime in
@@ -244,8 +205,7 @@ async fn serve(service: S3Service, listener: TcpListener, shutdown: impl Future<
 /// [`S3Server::shutdown`] or when dropped.
 pub struct S3Server {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: BackgroundServer,
 }
 
 impl fmt::Debug for S3Server {
@@ -271,28 +231,11 @@ impl S3Server {
         let addr = listener
             .local_addr()
             .context("read the listening address")?;
-        let runtime = runtime()?;
-        let listener = {
-            let _guard = runtime.enter();
-            TcpListener::from_std(listener).context("register the listener with tokio")?
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("sensorlake-s3-server".to_owned())
-            .spawn(move || {
-                runtime.block_on(serve(service, listener, async {
-                    // A dropped sender also stops the server.
-                    let _ = stopped.await;
-                }));
-                runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
-            })
-            .context("spawn the S3 server thread")?;
+        let server = BackgroundServer::spawn("sensorlake-s3", listener, move |listener, stop| {
+            serve(service, listener, stop)
+        })?;
         tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr}");
-        Ok(S3Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(S3Server { addr, server })
     }
 
     /// The address the server listens on (with the actual port when the
@@ -311,24 +254,7 @@ impl S3Server {
     /// Stops accepting connections, lets in-flight requests finish (up to 5 s)
     /// and waits for the server threads to end. Also done on drop.
     pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the S3 server thread panicked");
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        self.server.stop();
     }
 }
 
@@ -346,32 +272,10 @@ pub fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("read the listening address")?;
-    let runtime = runtime()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener).context("register the listener with tokio")?;
-        let signal = shutdown_signal()?;
+    run_until_signal("sensorlake-s3", listener, |listener, stop| async move {
         tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr} (Ctrl-C to stop)");
-        serve(service, listener, signal).await;
+        serve(service, listener, stop).await;
         tracing::info!("S3 server stopped");
-        anyhow::Ok(())
-    })?;
-    runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
-    Ok(())
-}
-
-/// Completes on Ctrl-C, or on SIGTERM on Unix.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("install the SIGTERM handler")?;
-    Ok(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
     })
 }
 

@@ -21,7 +21,6 @@ pub mod registry;
 pub mod service;
 
 use std::fmt;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,14 +35,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sensorlake::key::TimeWindow;
 use sensorlake::presign::{Credentials, S3Target};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
+
+use crate::server_thread::{BackgroundServer, StopSignal, accept_until, run_until_signal};
 
 pub use ratelimit::RateLimit;
 pub use service::Stats;
 
-/// How long in-flight requests may take to finish at shutdown.
-const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
 /// How long a client may take for its TLS handshake and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -225,41 +223,18 @@ fn prepare(
     Ok((state, listener, tls))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sensorlake-broker")
-        .enable_all()
-        .build()
-        .context("start the broker's tokio runtime")
-}
-
-/// Accepts connections until `shutdown` completes, then lets in-flight requests finish.
+/// Serves the broker on `listener` (behind TLS when `tls` is set) until `stop` completes.
 async fn serve(
     state: Arc<service::State>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
+    stop: StopSignal,
 ) {
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (socket, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!("broker: accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.as_mut() => break,
-        };
-        let _ = socket.set_nodelay(true);
+    accept_until("broker", listener, stop, |socket, remote, graceful| {
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
@@ -269,51 +244,36 @@ async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let result =
-                match tls {
-                    None => {
-                        watcher
-                            .watch(
-                                http.serve_connection(TokioIo::new(socket), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(err)) => {
-                                    tracing::debug!(%remote, "broker: TLS handshake failed: {err}");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%remote, "broker: TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        watcher
-                            .watch(
-                                http.serve_connection(TokioIo::new(stream), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                };
+            let result = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(socket), service).into_owned())
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(%remote, "broker: TLS handshake failed: {err}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%remote, "broker: TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service).into_owned())
+                        .await
+                }
+            };
             if let Err(err) = result {
                 tracing::debug!(%remote, "broker connection ended with an error: {err}");
             }
         });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(GRACEFUL_SHUTDOWN) => {
-            tracing::warn!("broker: connections still open after {GRACEFUL_SHUTDOWN:?}, closing them");
-        }
-    }
+    })
+    .await;
 }
 
 /// A running broker on its own tokio runtime in background threads (tests, the demo).
@@ -322,8 +282,7 @@ pub struct Broker {
     addr: SocketAddr,
     tls: bool,
     state: Arc<service::State>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: BackgroundServer,
 }
 
 impl fmt::Debug for Broker {
@@ -342,31 +301,19 @@ impl Broker {
         let addr = listener
             .local_addr()
             .context("read the listening address")?;
-        let runtime = runtime()?;
-        let listener = {
-            let _guard = runtime.enter();
-            TcpListener::from_std(listener).context("register the listener with tokio")?
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
         let tls_on = tls.is_some();
         let serving = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("sensorlake-broker".to_owned())
-            .spawn(move || {
-                runtime.block_on(serve(serving, listener, tls, async {
-                    let _ = stopped.await;
-                }));
-                runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
-            })
-            .context("spawn the broker thread")?;
+        let server =
+            BackgroundServer::spawn("sensorlake-broker", listener, move |listener, stop| {
+                serve(serving, listener, tls, stop)
+            })?;
         let scheme = if tls_on { "https" } else { "http" };
         tracing::info!(registry = %config.registry.display(), audit_log = %config.audit_log.display(), "broker listening on {scheme}://{addr}");
         Ok(Self {
             addr,
             tls: tls_on,
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            server,
         })
     }
 
@@ -393,24 +340,7 @@ impl Broker {
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), waits for the threads.
     pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the broker thread panicked");
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        self.server.stop();
     }
 }
 
@@ -421,37 +351,14 @@ pub fn serve_until_signal(config: BrokerConfig) -> Result<()> {
         .local_addr()
         .context("read the listening address")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let runtime = runtime()?;
-    runtime.block_on(async move {
-        let listener =
-            TcpListener::from_std(listener).context("register the listener with tokio")?;
-        let signal = shutdown_signal()?;
+    run_until_signal("sensorlake-broker", listener, |listener, stop| async move {
         tracing::info!(
             registry = %config.registry.display(),
             audit_log = %config.audit_log.display(),
             bucket = %config.target.bucket,
             "broker listening on {scheme}://{addr} (Ctrl-C to stop)"
         );
-        serve(state, listener, tls, signal).await;
+        serve(state, listener, tls, stop).await;
         tracing::info!("broker stopped");
-        anyhow::Ok(())
-    })?;
-    runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
-    Ok(())
-}
-
-/// Completes on Ctrl-C, or on SIGTERM on Unix.
-fn shutdown_signal() -> Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("install the SIGTERM handler")?;
-    Ok(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
     })
 }

@@ -1,0 +1,170 @@
+//! Running a tokio HTTP server from blocking code — the embedded S3 server and the
+//! presign broker share this: a runtime of their own, the accept loop with a graceful
+//! shutdown, and either a background thread (tests, the demo) stopped on drop, or the
+//! foreground until Ctrl-C / SIGTERM (`sensorlake serve`, `sensorlake broker serve`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// How long in-flight requests may take to finish after a stop.
+pub const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// A future that completes when the server must stop.
+pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A two-thread tokio runtime whose threads are named `name`.
+pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("start the {name} tokio runtime"))
+}
+
+/// Accepts connections until `stop` completes, handing each one (with TCP_NODELAY set)
+/// to `on_connection`, which spawns its task and registers it with the graceful
+/// shutdown; then lets in-flight requests finish for up to [`GRACEFUL_SHUTDOWN`].
+pub async fn accept_until<F>(
+    name: &str,
+    listener: TcpListener,
+    stop: StopSignal,
+    mut on_connection: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, &GracefulShutdown),
+{
+    let graceful = GracefulShutdown::new();
+    let mut stop = stop;
+    loop {
+        let (socket, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!("{name}: accept failed: {err}");
+                    // Do not spin on persistent errors such as EMFILE.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.as_mut() => break,
+        };
+        // Responses are written as head then body: without TCP_NODELAY, Nagle's
+        // algorithm holds the body until the client's delayed ACK (~40 ms a request).
+        if let Err(err) = socket.set_nodelay(true) {
+            tracing::debug!("{name}: cannot set TCP_NODELAY: {err}");
+        }
+        on_connection(socket, remote, &graceful);
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("{name}: all connections closed"),
+        () = tokio::time::sleep(GRACEFUL_SHUTDOWN) => {
+            tracing::warn!("{name}: connections still open after {GRACEFUL_SHUTDOWN:?}, closing them");
+        }
+    }
+}
+
+/// A server running on its own runtime in a background thread; stopped by
+/// [`BackgroundServer::stop`] or when dropped.
+#[derive(Debug)]
+pub struct BackgroundServer {
+    name: &'static str,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    /// Registers `listener` with a new runtime and runs `serve(listener, stop)` on a
+    /// thread named `name`; returns once that is set up (the listener already listens).
+    pub fn spawn<F, Fut>(
+        name: &'static str,
+        listener: std::net::TcpListener,
+        serve: F,
+    ) -> Result<Self>
+    where
+        F: FnOnce(TcpListener, StopSignal) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let runtime = runtime(name)?;
+        let listener = {
+            let _guard = runtime.enter();
+            TcpListener::from_std(listener).context("register the listener with tokio")?
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                // A dropped sender also stops the server.
+                let stop: StopSignal = Box::pin(async {
+                    let _ = stopped.await;
+                });
+                runtime.block_on(serve(listener, stop));
+                runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
+            })
+            .with_context(|| format!("spawn the {name} thread"))?;
+        Ok(Self {
+            name,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to [`GRACEFUL_SHUTDOWN`]) and
+    /// waits for the thread. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the {} thread panicked", self.name);
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `serve(listener, stop)` in the foreground until Ctrl-C or SIGTERM.
+pub fn run_until_signal<F, Fut>(name: &str, listener: std::net::TcpListener, serve: F) -> Result<()>
+where
+    F: FnOnce(TcpListener, StopSignal) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let runtime = runtime(name)?;
+    runtime.block_on(async move {
+        let listener =
+            TcpListener::from_std(listener).context("register the listener with tokio")?;
+        serve(listener, shutdown_signal()?).await;
+        anyhow::Ok(())
+    })?;
+    runtime.shutdown_timeout(GRACEFUL_SHUTDOWN);
+    Ok(())
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+fn shutdown_signal() -> Result<StopSignal> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install the SIGTERM handler")?;
+    Ok(Box::pin(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }))
+}
