@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
+use sensorlake::broker_client::BrokerClient;
 use sensorlake::clock::SkewedClock;
 use sensorlake::failpoint;
 use sensorlake::journal::JournalConfig;
@@ -29,13 +30,14 @@ use sensorlake::key::Layout;
 use sensorlake::pipeline::{
     Pipeline, PipelineConfig, RecordError, Recorder, RecorderStats, Sender,
 };
-use sensorlake::presign::{Credentials, Signer};
+use sensorlake::presign::Signer;
 use sensorlake::simulate::Simulator;
 use sensorlake::spool::SpoolStats;
 use sensorlake::storage::StdStorage;
 use sensorlake::uploader::{Event, Next, UploadCounters};
+use sensorlake::url_source::AnyUrlSource;
 
-use crate::agent_config::{AgentConfig, SourceConfig};
+use crate::agent_config::{AgentConfig, CredentialsConfig, SourceConfig};
 use crate::fsutil::write_atomically;
 use crate::http::HostConnection;
 use crate::sources::{self, CsvSource, Pull, SimulateSource, Source, StdinSource};
@@ -284,13 +286,37 @@ fn watch_signals(stop: Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// The URL source `[credentials]` chose: local signing with keys from the standard
+/// chain (environment, then AWS profile), or the presign broker with this device's token.
+fn url_source(config: &AgentConfig) -> Result<AnyUrlSource> {
+    match &config.credentials {
+        CredentialsConfig::Keys { profile } => {
+            let (credentials, from) = crate::aws_credentials::resolve(profile.as_deref())?;
+            tracing::info!("signing upload URLs with credentials from {from}");
+            Ok(AnyUrlSource::LongTermKeys(Signer::new(
+                &config.target,
+                &credentials,
+                config.url_expiry,
+            )?))
+        }
+        CredentialsConfig::Broker { url, token_file } => {
+            let token = std::fs::read_to_string(token_file)
+                .with_context(|| format!("cannot read the token file {}", token_file.display()))?;
+            let client = BrokerClient::new(url, token.trim())
+                .map_err(|e| anyhow!("[credentials] broker: {e}"))?
+                .with_expiry(config.url_expiry);
+            tracing::info!("upload URLs from the presign broker at {url}");
+            Ok(AnyUrlSource::Broker(client))
+        }
+    }
+}
+
 /// Runs the agent until a signal (or, with `until_drained`, until the source is
 /// exhausted and everything is uploaded).
 pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
     install_failpoint_from_env()?;
     let clock = clock_from_env()?;
-    let credentials = Credentials::from_env()?;
-    let signer = Signer::new(&config.target, &credentials, config.url_expiry)?;
+    let urls = url_source(config)?;
     let _lock = lock_spool(&config.spool_dir)?;
 
     let stdin = match config.source {
@@ -323,7 +349,7 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         upload: config.upload.clone(),
         seed,
     };
-    let pipeline = Pipeline::open(StdStorage::new(&config.spool_dir), pipeline_config, signer)
+    let pipeline = Pipeline::open(StdStorage::new(&config.spool_dir), pipeline_config, urls)
         .with_context(|| format!("cannot open spool dir {}", config.spool_dir.display()))?;
     let (recorder, sender) = pipeline.split();
     let resume = recorder.resume_position();
@@ -430,7 +456,14 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
     write_status(config, &status);
     source_result?;
     if drained.load(Ordering::SeqCst) {
-        tracing::info!("drained: the source is exhausted and every row is uploaded");
+        if status.quarantined_files == 0 {
+            tracing::info!("drained: the source is exhausted and every row is uploaded");
+        } else {
+            tracing::warn!(
+                "drained: the source is exhausted and the queue is empty, but {} file(s) wait in quarantine",
+                status.quarantined_files
+            );
+        }
     }
     Ok(status)
 }
@@ -608,7 +641,7 @@ fn source_loop(
 
 #[allow(clippy::too_many_arguments)]
 fn upload_loop(
-    mut sender: Sender<StdStorage, Signer>,
+    mut sender: Sender<StdStorage, AnyUrlSource>,
     mut conn: HostConnection,
     clock: SkewedClock,
     shared: &Mutex<Shared>,

@@ -112,6 +112,8 @@ struct Raw {
     upload: RawUpload,
     #[serde(default)]
     status: RawStatus,
+    #[serde(default)]
+    credentials: RawCredentials,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +191,15 @@ struct RawS3 {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCredentials {
+    source: Option<String>,
+    profile: Option<String>,
+    broker_url: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHttp {
     connect_timeout: Option<String>,
     timeout: Option<String>,
@@ -250,6 +261,25 @@ impl SourceConfig {
     }
 }
 
+/// Where the agent's upload URLs come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsConfig {
+    /// Sign locally with keys from the standard chain: the `AWS_*` environment variables,
+    /// else a profile of the AWS shared credentials/config files (as aws-cli does).
+    Keys {
+        /// The profile to use when the environment has no keys (default: `AWS_PROFILE`,
+        /// else `default`).
+        profile: Option<String>,
+    },
+    /// Ask a presign broker; the agent holds only its token.
+    Broker {
+        /// The broker's base URL (https, or http on loopback).
+        url: String,
+        /// A file holding this device's token.
+        token_file: PathBuf,
+    },
+}
+
 /// The whole agent configuration, validated.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -285,6 +315,8 @@ pub struct AgentConfig {
     pub status_interval: Duration,
     /// Status JSON file (`None`: off).
     pub status_file: Option<PathBuf>,
+    /// Where upload URLs come from.
+    pub credentials: CredentialsConfig,
 }
 
 fn opt_duration(value: &Option<String>, key: &str, default: Duration) -> Result<Duration> {
@@ -542,6 +574,32 @@ impl AgentConfig {
             Some(p) => Some(resolve(p)),
         };
 
+        let cr = &raw.credentials;
+        let credentials = match cr.source.as_deref().unwrap_or("keys") {
+            "keys" => {
+                if cr.broker_url.is_some() || cr.token_file.is_some() {
+                    bail!("[credentials] broker_url and token_file go with source = \"broker\"");
+                }
+                CredentialsConfig::Keys {
+                    profile: cr.profile.clone(),
+                }
+            }
+            "broker" => {
+                if cr.profile.is_some() {
+                    bail!("[credentials] profile goes with source = \"keys\"");
+                }
+                CredentialsConfig::Broker {
+                    url: cr.broker_url.clone().ok_or_else(|| {
+                        anyhow!("[credentials] broker_url is required for source = \"broker\"")
+                    })?,
+                    token_file: resolve(cr.token_file.as_deref().ok_or_else(|| {
+                        anyhow!("[credentials] token_file is required for source = \"broker\"")
+                    })?),
+                }
+            }
+            other => bail!("[credentials] source {other:?}: expected keys or broker"),
+        };
+
         Ok(Self {
             file: PathBuf::new(),
             device_id,
@@ -559,6 +617,7 @@ impl AgentConfig {
             upload,
             status_interval,
             status_file,
+            credentials,
         })
     }
 }
@@ -639,6 +698,7 @@ prefix = "raw"
         assert_eq!(c.encode, EncodeOptions::default());
         assert_eq!(c.url_expiry, Duration::from_secs(300));
         assert_eq!(c.status_interval, Duration::from_secs(10));
+        assert_eq!(c.credentials, CredentialsConfig::Keys { profile: None });
     }
 
     #[test]
@@ -669,6 +729,14 @@ prefix = "raw"
             "device_id = \"a\"\n[batch]\nmax_age = \"soon\"\n{s3}"
         ));
         assert!(e.contains("[batch] max_age"), "{e}");
+        let e = err(&format!(
+            "device_id = \"a\"\n[credentials]\nsource = \"broker\"\n{s3}"
+        ));
+        assert!(e.contains("[credentials] broker_url is required"), "{e}");
+        let e = err(&format!(
+            "device_id = \"a\"\n[credentials]\nsource = \"vault\"\n{s3}"
+        ));
+        assert!(e.contains("expected keys or broker"), "{e}");
         assert!(err("device_id = \"a\"\n").contains("s3"));
     }
 

@@ -71,8 +71,8 @@ struct RunArgs {
     /// The configuration file (see sensorlake.example.toml).
     #[arg(long, default_value = "sensorlake.toml")]
     config: PathBuf,
-    /// Exit 0 once a finite source (csv, simulate with rows) is exhausted, its last batch
-    /// spooled and the spool empty.
+    /// Exit once a finite source (csv, simulate with rows) is exhausted, its last batch
+    /// spooled and the spool empty: 0, or 3 if files wait in quarantine.
     #[arg(long)]
     until_drained: bool,
 }
@@ -376,7 +376,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let options = sensorlake_cli::agent::RunOptions {
                 until_drained: args.until_drained,
             };
-            sensorlake_cli::agent::run(&config, &options)?;
+            let status = sensorlake_cli::agent::run(&config, &options)?;
+            if args.until_drained && status.quarantined_files > 0 {
+                eprintln!(
+                    "error: drained, but {} file(s) wait in quarantine: see `sensorlake spool list --config {}`",
+                    status.quarantined_files,
+                    args.config.display()
+                );
+                return Ok(ExitCode::from(3));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Spool(args) => spool(args),

@@ -271,6 +271,102 @@ fn the_opensensor_preset_writes_that_networks_layout_and_columns() {
 }
 
 #[test]
+fn with_credentials_from_the_broker_the_agent_holds_no_keys() {
+    use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+    use sensorlake::presign::Credentials;
+    use sensorlake_cli::broker::registry::Registry;
+    use sensorlake_cli::broker::{Broker, BrokerConfig};
+
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("devices.json"));
+    let mut broker_config = BrokerConfig::new(
+        registry.path(),
+        dir.path().join("audit.jsonl"),
+        lake.target(&lake.server.endpoint()),
+        Credentials::new(ACCESS_KEY, SECRET_KEY),
+    );
+    // The simulated rows are from 2024: accept keys that old.
+    broker_config.window.max_age = Duration::from_secs(5 * 366 * 86_400);
+    let broker = Broker::start(broker_config).unwrap();
+    let template = KeyTemplate::new(Layout::Hive, "raw").unwrap();
+    let token = registry
+        .add_device(&DeviceId::new("gw-1").unwrap(), &template, false)
+        .unwrap();
+    std::fs::write(dir.path().join("gw-1.token"), format!("{token}\n")).unwrap();
+    let extra = format!(
+        "[credentials]\nsource = \"broker\"\nbroker_url = \"{}\"\ntoken_file = \"gw-1.token\"\n",
+        broker.url()
+    );
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(300), &extra);
+    // No AWS keys in the agent's environment at all.
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--until-drained",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains(token.as_str()),
+        "the token is never logged"
+    );
+    let c = compare("gw-1", &simulated_rows(0, 300), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 300, "{c}");
+    assert_eq!(broker.stats().issued as usize, lake.keys("raw/").len());
+}
+
+#[test]
+fn with_keys_the_agent_reads_an_aws_profile_when_the_environment_has_none() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".aws")).unwrap();
+    std::fs::write(
+        dir.path().join(".aws/credentials"),
+        format!("[lake]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &lake.server.endpoint(),
+        &simulate(100),
+        "[credentials]\nsource = \"keys\"\nprofile = \"lake\"\n",
+    );
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--until-drained",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env_remove("AWS_CONFIG_FILE")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("profile \"lake\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains(SECRET_KEY));
+    let c = compare("gw-1", &simulated_rows(0, 100), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 100, "{c}");
+}
+
+#[test]
 fn a_wrong_secret_pauses_uploads_and_the_queue_waits_for_the_right_one() {
     let lake = Lake::start();
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +413,12 @@ fn a_quarantined_file_is_listed_with_its_reason_and_requeued() {
     let config = write_config(dir.path(), &proxy.endpoint(), &simulate(200), "");
     let config = config.to_str().unwrap();
     let out = run(&["run", "--config", config, "--until-drained"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 file(s) wait in quarantine"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(
         lake.rows("raw/").rows.len(),
         150,
