@@ -70,6 +70,9 @@ cargo test -p sensorlake --no-default-features --features device --target i686-u
 step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
 scripts/esp-proxy-build.sh
 
+step "The README's main command, as written (debug build, shorter run)"
+cargo run --locked -p sensorlake-cli -- demo --duration 1h --dir target/readme-demo --clean
+
 step "Interoperability: pyarrow, DuckDB and Polars read what sensorlake writes"
 cargo build --locked -p sensorlake-cli --bin sensorlake
 .venv/bin/python python/interop_check.py --bin target/debug/sensorlake "${interop_args[@]}"
