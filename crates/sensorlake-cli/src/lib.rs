@@ -2,6 +2,8 @@
 //! the blocking HTTP(S) client that runs the device's upload code on a host, CSV
 //! encoding, inspection and the demo. Nothing here is linked into firmware.
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod agent_config;
 pub mod aws_credentials;

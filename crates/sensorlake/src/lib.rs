@@ -16,6 +16,8 @@
 //! Everything here is plain `std` Rust that runs on a host and on ESP-IDF: no async
 //! runtime, no server, pure-Rust codecs only (cargo feature `device`).
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod batch;
 pub mod broker_api;
