@@ -286,6 +286,24 @@ fn audited(state: &State, events: &[Event], answer: Answer) -> Answer {
 }
 
 /// Denies the whole request: answer, count, audit.
+/// A 413 that tells the device the broker's `max_files`, so it can split its requests.
+fn too_large(
+    state: &State,
+    remote: SocketAddr,
+    device: Option<&str>,
+    outcome: Outcome,
+    message: &str,
+) -> Answer {
+    let answer = json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &ErrorResponse {
+            max_files: Some(state.max_files),
+            ..ErrorResponse::new(message.to_string())
+        },
+    );
+    deny(state, remote, device, true, outcome, answer, message)
+}
+
 fn deny(
     state: &State,
     remote: SocketAddr,
@@ -375,22 +393,7 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
                 .is_some() =>
         {
             let message = format!("request body is larger than {} bytes", state.max_body_bytes);
-            let answer = json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &ErrorResponse {
-                    max_files: Some(state.max_files),
-                    ..ErrorResponse::new(message.clone())
-                },
-            );
-            return deny(
-                state,
-                remote,
-                id,
-                true,
-                Outcome::BodyTooLarge,
-                answer,
-                &message,
-            );
+            return too_large(state, remote, id, Outcome::BodyTooLarge, &message);
         }
         Err(e) => {
             let message = format!("cannot read the request body: {e}");
@@ -466,22 +469,7 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
             request.files.len(),
             state.max_files
         );
-        let answer = json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &ErrorResponse {
-                max_files: Some(state.max_files),
-                ..ErrorResponse::new(message.clone())
-            },
-        );
-        return deny(
-            state,
-            remote,
-            id,
-            true,
-            Outcome::TooManyFiles,
-            answer,
-            &message,
-        );
+        return too_large(state, remote, id, Outcome::TooManyFiles, &message);
     }
 
     let now = SystemTime::now();
