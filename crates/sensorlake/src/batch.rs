@@ -15,6 +15,8 @@ use crate::schema::{ChannelType, Schema};
 pub const HOUR_US: i64 = 3_600_000_000;
 /// The latest timestamp accepted: 9999-12-31T23:59:59.999999Z.
 pub const MAX_TS_US: i64 = 253_402_300_799_999_999;
+/// The accepted timestamp range, as written in messages.
+pub const TS_RANGE: &str = "1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z";
 
 /// One reading of one channel, as pushed by a sensor source.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +25,8 @@ pub enum Value {
     Null,
     /// A float reading (for `f32` channels).
     F32(f32),
+    /// A double reading (for `f64` channels).
+    F64(f64),
     /// An integer reading (for `i16`, `i32`, `i64` channels).
     Int(i64),
 }
@@ -62,6 +66,8 @@ impl From<i64> for Value {
 pub enum ColumnValues {
     /// Values of an `f32` channel.
     F32(Vec<f32>),
+    /// Values of an `f64` channel.
+    F64(Vec<f64>),
     /// Values of an `i16` or `i32` channel.
     I32(Vec<i32>),
     /// Values of an `i64` channel.
@@ -72,6 +78,7 @@ impl ColumnValues {
     fn with_capacity(ty: ChannelType, capacity: usize) -> Self {
         match ty {
             ChannelType::F32 => Self::F32(Vec::with_capacity(capacity)),
+            ChannelType::F64 => Self::F64(Vec::with_capacity(capacity)),
             ChannelType::I16 | ChannelType::I32 => Self::I32(Vec::with_capacity(capacity)),
             ChannelType::I64 => Self::I64(Vec::with_capacity(capacity)),
         }
@@ -80,6 +87,7 @@ impl ColumnValues {
     fn push(&mut self, value: Value) {
         match (self, value) {
             (Self::F32(v), Value::F32(x)) => v.push(x),
+            (Self::F64(v), Value::F64(x)) => v.push(x),
             (Self::I32(v), Value::Int(x)) => v.push(x as i32),
             (Self::I64(v), Value::Int(x)) => v.push(x),
             // Values are checked against the schema before they are pushed.
@@ -90,6 +98,7 @@ impl ColumnValues {
     fn get(&self, index: usize) -> Value {
         match self {
             Self::F32(v) => Value::F32(v[index]),
+            Self::F64(v) => Value::F64(v[index]),
             Self::I32(v) => Value::Int(v[index].into()),
             Self::I64(v) => Value::Int(v[index]),
         }
@@ -99,6 +108,7 @@ impl ColumnValues {
     pub fn len(&self) -> usize {
         match self {
             Self::F32(v) => v.len(),
+            Self::F64(v) => v.len(),
             Self::I32(v) => v.len(),
             Self::I64(v) => v.len(),
         }
@@ -358,7 +368,7 @@ pub enum BatchError {
         /// The channel.
         channel: String,
         /// The value.
-        value: f32,
+        value: f64,
     },
     /// A null in a channel that is not nullable.
     Missing {
@@ -381,7 +391,7 @@ pub enum BatchError {
         /// Its declared type.
         ty: ChannelType,
     },
-    /// A timestamp before 1970 or after year 9999.
+    /// A timestamp outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z.
     BadTimestamp(i64),
     /// Closed batches are waiting for the spool; the caller keeps its row and retries.
     Backpressure {
@@ -427,7 +437,7 @@ impl fmt::Display for BatchError {
             }
             Self::BadTimestamp(ts) => write!(
                 f,
-                "timestamp {ts} µs is outside 1970-01-01..9999-12-31 (microseconds since the Unix epoch expected)"
+                "timestamp {ts} µs is outside {TS_RANGE} (0..={MAX_TS_US} µs since the Unix epoch)"
             ),
             Self::Backpressure { pending } => write!(
                 f,
@@ -470,6 +480,14 @@ pub fn check_row(
             (ChannelType::F32, Value::F32(v)) if v.is_finite() => value,
             (ChannelType::F32, Value::F32(_)) if channel.nullable => Value::Null,
             (ChannelType::F32, Value::F32(v)) => {
+                return Err(BatchError::NonFinite {
+                    channel: channel.name.clone(),
+                    value: v.into(),
+                });
+            }
+            (ChannelType::F64, Value::F64(v)) if v.is_finite() => value,
+            (ChannelType::F64, Value::F64(_)) if channel.nullable => Value::Null,
+            (ChannelType::F64, Value::F64(v)) => {
                 return Err(BatchError::NonFinite {
                     channel: channel.name.clone(),
                     value: v,

@@ -1,13 +1,15 @@
 //! Rows from CSV text: a header `timestamp,<channel>,...`, then one row per line.
 //!
-//! Timestamps are RFC 3339 (`2024-03-01T08:00:00.1Z`, any offset) or integer
-//! microseconds since the Unix epoch. An empty cell is a missing reading. Errors name
-//! the line (1-based, the header is line 1) and the column.
+//! Timestamps are RFC 3339 (`2024-03-01T08:00:00.1Z`, any offset up to ±23:59) or
+//! integer microseconds since the Unix epoch, both within [`crate::batch::TS_RANGE`]. An empty cell
+//! is a missing reading. A value is stored exactly or refused: errors name the line
+//! (1-based, the header is line 1) and the column.
 
 use std::fmt;
 
 use crate::batch::Value;
-use crate::schema::{Channel, ChannelType, Schema};
+use crate::civil;
+use crate::schema::{Channel, ChannelType, SHOWN_CHARS, Schema, shown};
 
 /// Names accepted for the first (timestamp) column.
 pub const TIMESTAMP_HEADERS: [&str; 2] = ["timestamp", "ts"];
@@ -57,7 +59,8 @@ impl fmt::Display for CsvError {
 
 impl std::error::Error for CsvError {}
 
-/// Splits one CSV line into trimmed cells (double quotes with `""` escapes allowed).
+/// Splits one CSV line into trimmed cells (double quotes with `""` escapes allowed;
+/// whitespace around a quoted cell is trimmed like around an unquoted one).
 pub fn split_line(line: &str) -> Result<Vec<String>, String> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     let mut cells = Vec::new();
@@ -87,7 +90,8 @@ pub fn split_line(line: &str) -> Result<Vec<String>, String> {
                 cell.clear();
                 was_quoted = false;
             }
-            (false, c) if was_quoted && !c.is_whitespace() => {
+            (false, c) if was_quoted && c.is_whitespace() => {}
+            (false, c) if was_quoted => {
                 return Err(format!("unexpected {c:?} after a closing quote"));
             }
             (false, c) => cell.push(c),
@@ -104,41 +108,268 @@ pub fn split_line(line: &str) -> Result<Vec<String>, String> {
     Ok(cells)
 }
 
-/// Parses an RFC 3339 timestamp or integer microseconds since the Unix epoch.
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    if !text.is_empty()
-        && text
-            .trim_start_matches('-')
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-    {
-        return text
-            .parse::<i64>()
-            .map_err(|_| format!("timestamp {text:?} does not fit in 64 bits"));
+/// `text` cut after [`SHOWN_CHARS`] characters (with `…`), unquoted.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
     }
-    let ts: jiff::Timestamp = text.parse().map_err(|_| {
-        format!(
-            "timestamp {text:?} is neither RFC 3339 (e.g. 2024-03-01T08:00:00.1Z) nor integer microseconds"
-        )
-    })?;
-    Ok(ts.as_microsecond())
 }
 
-/// Parses one cell for a channel of type `ty`; empty is [`Value::Null`].
-pub fn parse_value(text: &str, ty: ChannelType) -> Result<Value, String> {
+/// Parses a timestamp: integer microseconds since the Unix epoch or RFC 3339 (see
+/// [`civil::parse_rfc3339`]). Both forms accept exactly [`crate::batch::TS_RANGE`].
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<i64>() {
+            Ok(us) if civil::in_range(us) => Ok(us),
+            _ => Err(civil::out_of_range(&format!("{} µs", cut(text)))),
+        };
+    }
+    civil::parse_rfc3339(text)
+}
+
+/// A cell's number as an exact decimal: (-1)^neg × digits × 10^exp, with `digits`
+/// (ASCII) free of leading and trailing zeros (empty for zero).
+#[derive(Debug, PartialEq, Eq)]
+struct Decimal {
+    neg: bool,
+    digits: Vec<u8>,
+    exp: i64,
+    /// Written as an integer (no `.`, no exponent).
+    integer: bool,
+}
+
+impl Decimal {
+    /// Parses `[+-]? (d+ [. d*] | . d+) ([eE] [+-]? d+)?`.
+    fn parse(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let (neg, mut i) = match b.first() {
+            Some(b'-') => (true, 1),
+            Some(b'+') => (false, 1),
+            _ => (false, 0),
+        };
+        let int_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let int_part = &b[int_start..i];
+        let mut frac_part: &[u8] = &[];
+        let mut integer = true;
+        if b.get(i) == Some(&b'.') {
+            integer = false;
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            frac_part = &b[start..i];
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let mut exp: i64 = 0;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            integer = false;
+            i += 1;
+            let exp_neg = match b.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let start = i;
+            while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+                // Saturates far beyond any float's range.
+                exp = (exp * 10 + i64::from(d - b'0')).min(1 << 40);
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            if exp_neg {
+                exp = -exp;
+            }
+        }
+        if i != b.len() {
+            return None;
+        }
+        let mut digits: Vec<u8> = int_part.iter().chain(frac_part).copied().collect();
+        exp -= frac_part.len() as i64;
+        let leading = digits.iter().take_while(|&&d| d == b'0').count();
+        digits.drain(..leading);
+        let trailing = digits.iter().rev().take_while(|&&d| d == b'0').count();
+        digits.truncate(digits.len() - trailing);
+        exp += trailing as i64;
+        if digits.is_empty() {
+            exp = 0;
+        }
+        Some(Self {
+            neg,
+            digits,
+            exp,
+            integer,
+        })
+    }
+
+    /// The decimal exponent of the leading digit (value in [10^m, 10^(m+1))).
+    fn magnitude(&self) -> i64 {
+        self.digits.len() as i64 + self.exp - 1
+    }
+
+    fn same_number(&self, other: &Self) -> bool {
+        self.neg == other.neg && self.digits == other.digits && self.exp == other.exp
+    }
+}
+
+/// Why a number cannot be stored in a float type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misfit {
+    OutOfRange,
+    Underflow,
+    Inexact,
+}
+
+/// A float type as far as exactness goes.
+trait Float: Copy + std::str::FromStr + std::fmt::LowerExp + std::fmt::Display {
+    /// Significant decimal digits that always survive a round trip.
+    const SAFE_DIGITS: usize;
+    /// Magnitudes (see [`Decimal::magnitude`]) inside the normal range.
+    const SAFE_MAGNITUDES: (i64, i64);
+    fn finite(self) -> bool;
+    fn zero(self) -> bool;
+}
+
+impl Float for f32 {
+    const SAFE_DIGITS: usize = 6;
+    const SAFE_MAGNITUDES: (i64, i64) = (-37, 37);
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn zero(self) -> bool {
+        self == 0.0
+    }
+}
+
+impl Float for f64 {
+    const SAFE_DIGITS: usize = 15;
+    const SAFE_MAGNITUDES: (i64, i64) = (-307, 307);
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn zero(self) -> bool {
+        self == 0.0
+    }
+}
+
+/// The float nearest to the cell, if it holds the cell's number: printed as the
+/// shortest decimal that reads back as the same float, or exactly (for
+/// integer-valued cells), it is that number.
+fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
+    if !dec.digits.is_empty() {
+        let m = dec.magnitude();
+        if m > 310 {
+            return Err(Misfit::OutOfRange);
+        }
+        if m < -330 {
+            return Err(Misfit::Underflow);
+        }
+        if dec.digits.len() > 800 {
+            return Err(Misfit::Inexact);
+        }
+    }
+    let value: F = text.parse().map_err(|_| Misfit::Inexact)?;
+    if !value.finite() {
+        return Err(Misfit::OutOfRange);
+    }
+    if value.zero() && !dec.digits.is_empty() {
+        return Err(Misfit::Underflow);
+    }
+    let (lo, hi) = F::SAFE_MAGNITUDES;
+    if dec.digits.len() <= F::SAFE_DIGITS && (dec.digits.is_empty() || (lo..=hi).contains(&dec.magnitude())) {
+        return Ok(value);
+    }
+    let shortest = Decimal::parse(&format!("{value:e}")).ok_or(Misfit::Inexact)?;
+    if shortest.same_number(dec) {
+        return Ok(value);
+    }
+    if dec.exp >= 0 {
+        // An integer: compare with the float's exact value.
+        let exact = Decimal::parse(&format!("{value:.0}")).ok_or(Misfit::Inexact)?;
+        if exact.same_number(dec) {
+            return Ok(value);
+        }
+    }
+    Err(Misfit::Inexact)
+}
+
+fn misfit_message(cell: &str, ty: ChannelType, misfit: Misfit) -> String {
+    let cell = cut(cell);
+    match misfit {
+        Misfit::OutOfRange => format!("{cell} is out of range for {}", ty.name()),
+        Misfit::Underflow => format!("{cell} underflows to 0 in {}", ty.name()),
+        Misfit::Inexact => format!(
+            "{cell} cannot be stored exactly in {} (too many significant digits)",
+            ty.name()
+        ),
+    }
+}
+
+/// A non-finite float written as a word: `NaN`, `inf`, `-Infinity` (any case).
+fn non_finite(text: &str) -> bool {
+    let word = text.strip_prefix(['-', '+']).unwrap_or(text);
+    ["nan", "inf", "infinity"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Parses one cell for a channel of type `ty`. Empty is [`Value::Null`] (refused when
+/// not `nullable`); `NaN`/`inf` are null in a nullable float channel and refused
+/// otherwise; a number the type cannot hold exactly is refused, never rounded.
+pub fn parse_value(text: &str, ty: ChannelType, nullable: bool) -> Result<Value, String> {
     if text.is_empty() {
-        return Ok(Value::Null);
+        return if nullable {
+            Ok(Value::Null)
+        } else {
+            Err("missing value in a channel that is not nullable".to_string())
+        };
     }
+    if ty.is_integer() {
+        let Some(dec) = Decimal::parse(text) else {
+            return Err(format!("{} is not a number", shown(text)));
+        };
+        if !dec.integer {
+            return Err(format!("{} is not an integer", shown(text)));
+        }
+        let v: i64 = text
+            .parse()
+            .map_err(|_| format!("{} is out of range for i64", cut(text)))?;
+        let (lo, hi) = ty.int_range();
+        if !(lo..=hi).contains(&v) {
+            return Err(format!("{v} does not fit in {}", ty.name()));
+        }
+        return Ok(Value::Int(v));
+    }
+    if non_finite(text) {
+        return if nullable {
+            Ok(Value::Null)
+        } else {
+            Err(format!(
+                "non-finite value {text} in a channel that is not nullable"
+            ))
+        };
+    }
+    let dec = Decimal::parse(text).ok_or_else(|| format!("{} is not a number", shown(text)))?;
     match ty {
-        ChannelType::F32 => text
-            .parse::<f32>()
-            .map(Value::F32)
-            .map_err(|_| format!("{text:?} is not a number")),
-        _ => text
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| format!("{text:?} is not an integer")),
+        ChannelType::F64 => exact_float::<f64>(text, &dec).map(Value::F64),
+        _ => exact_float::<f32>(text, &dec).map(Value::F32),
     }
+    .map_err(|m| misfit_message(text, ty, m))
 }
 
 /// A parsed header: which CSV column feeds which schema channel.
@@ -148,7 +379,8 @@ pub struct CsvHeader {
     pub names: Vec<String>,
     /// For each schema channel, the CSV column index (0 = timestamp) it comes from.
     columns: Vec<usize>,
-    types: Vec<ChannelType>,
+    /// Type and nullability of each schema channel.
+    types: Vec<(ChannelType, bool)>,
 }
 
 impl CsvHeader {
@@ -165,7 +397,7 @@ impl CsvHeader {
                     CsvError::at(
                         1,
                         None,
-                        format!("the header has no column {:?}", channel.name),
+                        format!("the header has no column {}", shown(&channel.name)),
                     )
                 })?;
             columns.push(index + 1);
@@ -178,47 +410,53 @@ impl CsvHeader {
             return Err(CsvError::at(
                 1,
                 Some(i + 2),
-                format!("column {extra:?} is not a channel of the schema"),
+                format!("column {} is not a channel of the schema", shown(extra)),
             ));
         }
         Ok(Self {
             names,
             columns,
-            types: schema.channels.iter().map(|c| c.ty).collect(),
+            types: schema.channels.iter().map(|c| (c.ty, c.nullable)).collect(),
         })
     }
 
     /// Parses data line `line` (1-based `line_no`) into a timestamp and values in
-    /// schema channel order; `values` is reused.
+    /// schema channel order; `values` is reused. Every check a batch makes is made
+    /// here, so a refused row is named by line and column.
     pub fn parse_row(
         &self,
         line: &str,
         line_no: usize,
         values: &mut Vec<Value>,
     ) -> Result<i64, CsvError> {
-        let cells = split_line(line).map_err(|m| CsvError::at(line_no, None, m))?;
-        let expected = self.names.len() + 1;
-        if cells.len() != expected {
-            return Err(CsvError::at(
-                line_no,
-                Some(cells.len().min(expected) + 1),
-                format!("expected {expected} cells, found {}", cells.len()),
-            ));
-        }
+        let cells = split_cells(line, line_no, self.names.len() + 1)?;
         let ts = parse_timestamp(&cells[0]).map_err(|m| CsvError::at(line_no, Some(1), m))?;
         values.clear();
-        for (&column, &ty) in self.columns.iter().zip(&self.types) {
-            let value = parse_value(&cells[column], ty).map_err(|m| {
+        for (&column, &(ty, nullable)) in self.columns.iter().zip(&self.types) {
+            let value = parse_value(&cells[column], ty, nullable).map_err(|m| {
                 CsvError::at(
                     line_no,
                     Some(column + 1),
-                    format!("{} (column {:?})", m, self.names[column - 1]),
+                    format!("{m} (column {})", shown(&self.names[column - 1])),
                 )
             })?;
             values.push(value);
         }
         Ok(ts)
     }
+}
+
+/// The cells of a data line, which must number `expected`.
+fn split_cells(line: &str, line_no: usize, expected: usize) -> Result<Vec<String>, CsvError> {
+    let cells = split_line(line).map_err(|m| CsvError::at(line_no, None, m))?;
+    if cells.len() != expected {
+        return Err(CsvError::at(
+            line_no,
+            Some(cells.len().min(expected) + 1),
+            format!("expected {expected} cells, found {}", cells.len()),
+        ));
+    }
+    Ok(cells)
 }
 
 fn header_names(line: &str) -> Result<Vec<String>, CsvError> {
@@ -257,49 +495,192 @@ fn split_header(text: &str) -> Result<(&str, impl Iterator<Item = (usize, &str)>
     Ok((header, lines))
 }
 
-/// A schema for a whole CSV text: channels named by the header, typed by inference
-/// (a column whose every cell is an integer becomes `i32`, or `i64` when a value does
-/// not fit; anything else `f32`), nullable where a cell is empty. `overrides` sets
-/// types by name.
-pub fn infer_schema(text: &str, overrides: &[(String, ChannelType)]) -> Result<Schema, CsvError> {
-    let (header, lines) = split_header(text)?;
-    let names = header_names(header)?;
-    let mut integer = vec![true; names.len()];
-    let mut wide = vec![false; names.len()];
-    let mut nullable = vec![false; names.len()];
-    for (line_no, line) in lines {
-        let cells = split_line(line).map_err(|m| CsvError::at(line_no, None, m))?;
-        for (j, cell) in cells.iter().skip(1).take(names.len()).enumerate() {
-            if cell.is_empty() {
-                nullable[j] = true;
-            } else if integer[j] {
-                match cell.parse::<i64>() {
-                    Ok(v) if i32::try_from(v).is_err() => wide[j] = true,
-                    Ok(_) => {}
-                    Err(_) => integer[j] = false,
+/// What the cells of one column seen so far require.
+#[derive(Debug, Clone)]
+struct ColumnGuess {
+    /// A cell was empty.
+    nullable: bool,
+    /// A cell was not empty.
+    any: bool,
+    /// Every cell is an integer within i64.
+    ints: bool,
+    /// An integer beyond i32.
+    wide: bool,
+    /// Every cell is held exactly by f32 (non-finite words are).
+    f32_exact: bool,
+    /// The first integer cell (line, column, text) that f64 cannot hold exactly.
+    not_f64: Option<(usize, usize, String)>,
+}
+
+impl Default for ColumnGuess {
+    fn default() -> Self {
+        Self {
+            nullable: false,
+            any: false,
+            ints: true,
+            wide: false,
+            f32_exact: true,
+            not_f64: None,
+        }
+    }
+}
+
+/// What one cell tells the column's guess.
+#[derive(Debug, Clone, Copy)]
+enum CellKind {
+    Empty,
+    /// An integer within i64; whether f32 and f64 hold it exactly.
+    Int { wide: bool, f32: bool, f64: bool },
+    /// A non-finite word or a number beyond i64 or with a fraction (f64 holds it).
+    Float { f32: bool },
+}
+
+fn classify(cell: &str) -> Result<CellKind, String> {
+    if cell.is_empty() {
+        return Ok(CellKind::Empty);
+    }
+    if non_finite(cell) {
+        return Ok(CellKind::Float { f32: true });
+    }
+    let dec = Decimal::parse(cell).ok_or_else(|| format!("{} is not a number", shown(cell)))?;
+    if dec.integer
+        && let Ok(v) = cell.parse::<i64>()
+    {
+        return Ok(CellKind::Int {
+            wide: i32::try_from(v).is_err(),
+            f32: (v as f32) as i128 == i128::from(v),
+            f64: (v as f64) as i128 == i128::from(v),
+        });
+    }
+    // A fraction, an exponent or an integer beyond i64: f64 must hold it.
+    exact_float::<f64>(cell, &dec).map_err(|m| {
+        if dec.integer {
+            format!("{} is out of range (beyond i64, not exact in f64)", cut(cell))
+        } else {
+            misfit_message(cell, ChannelType::F64, m)
+        }
+    })?;
+    Ok(CellKind::Float {
+        f32: exact_float::<f32>(cell, &dec).is_ok(),
+    })
+}
+
+/// Infers a schema from CSV lines fed one at a time: each column gets the narrowest
+/// type that holds every one of its cells exactly — `i32`, `i64` for integers beyond
+/// i32, `f32` for other numbers when f32 holds each exactly, else `f64`; a column of
+/// integers beyond i64 is `f64` when f64 holds them exactly — and is nullable where a
+/// cell is empty. A line refused by [`Inference::add_line`] takes no part.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    names: Vec<String>,
+    columns: Vec<ColumnGuess>,
+}
+
+impl Inference {
+    /// Starts from the header line.
+    pub fn new(header: &str) -> Result<Self, CsvError> {
+        let names = header_names(header)?;
+        Ok(Self {
+            columns: vec![ColumnGuess::default(); names.len()],
+            names,
+        })
+    }
+
+    /// Takes data line `line` (1-based `line_no`) into account; blank lines are
+    /// ignored. A line that could not be stored under any types (bad cell count,
+    /// timestamp or number) is refused and changes nothing.
+    pub fn add_line(&mut self, line_no: usize, line: &str) -> Result<(), CsvError> {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let cells = split_cells(line, line_no, self.names.len() + 1)?;
+        parse_timestamp(&cells[0]).map_err(|m| CsvError::at(line_no, Some(1), m))?;
+        let mut kinds = Vec::with_capacity(self.names.len());
+        for (j, cell) in cells[1..].iter().enumerate() {
+            let kind = classify(cell).map_err(|m| {
+                CsvError::at(
+                    line_no,
+                    Some(j + 2),
+                    format!("{m} (column {})", shown(&self.names[j])),
+                )
+            })?;
+            kinds.push(kind);
+        }
+        for (j, (guess, kind)) in self.columns.iter_mut().zip(kinds).enumerate() {
+            match kind {
+                CellKind::Empty => guess.nullable = true,
+                CellKind::Int { wide, f32, f64 } => {
+                    guess.any = true;
+                    guess.wide |= wide;
+                    guess.f32_exact &= f32;
+                    if !f64 && guess.not_f64.is_none() {
+                        guess.not_f64 = Some((line_no, j + 2, cells[j + 1].clone()));
+                    }
+                }
+                CellKind::Float { f32 } => {
+                    guess.any = true;
+                    guess.ints = false;
+                    guess.f32_exact &= f32;
                 }
             }
         }
+        Ok(())
     }
-    let channels = names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let inferred = match (integer[j], wide[j]) {
-                (true, false) => ChannelType::I32,
-                (true, true) => ChannelType::I64,
-                _ => ChannelType::F32,
+
+    /// The schema; `overrides` set types by name. Unless `lenient`, a column whose
+    /// integers and fractions no one type holds exactly is refused at its first integer
+    /// f64 cannot hold (with `lenient`, that row is refused when it is read).
+    pub fn finish(
+        self,
+        overrides: &[(String, ChannelType)],
+        lenient: bool,
+    ) -> Result<Schema, CsvError> {
+        let mut channels = Vec::with_capacity(self.names.len());
+        for (name, guess) in self.names.iter().zip(&self.columns) {
+            let inferred = if !guess.any || guess.ints {
+                if guess.wide {
+                    ChannelType::I64
+                } else {
+                    ChannelType::I32
+                }
+            } else if guess.f32_exact {
+                ChannelType::F32
+            } else {
+                ChannelType::F64
             };
-            let ty = overrides
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(inferred, |(_, t)| *t);
-            let mut channel = Channel::new(name, ty);
-            channel.nullable = nullable[j];
-            channel
-        })
-        .collect();
-    Schema::new(channels).map_err(|e| CsvError::at(1, None, e.to_string()))
+            let overridden = overrides.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+            if overridden.is_none()
+                && inferred == ChannelType::F64
+                && !lenient
+                && let Some((line, column, cell)) = &guess.not_f64
+            {
+                return Err(CsvError::at(
+                    *line,
+                    Some(*column),
+                    format!(
+                        "{} cannot be stored exactly in f64, which other cells of column {} need: give its type with --types",
+                        cut(cell),
+                        shown(name)
+                    ),
+                ));
+            }
+            let mut channel = Channel::new(name, overridden.unwrap_or(inferred));
+            channel.nullable = guess.nullable;
+            channels.push(channel);
+        }
+        Schema::new(channels).map_err(|e| CsvError::at(1, None, e.to_string()))
+    }
+}
+
+/// A schema for a whole CSV text (see [`Inference`]); `overrides` set types by name.
+/// The first line that could not be stored is an error.
+pub fn infer_schema(text: &str, overrides: &[(String, ChannelType)]) -> Result<Schema, CsvError> {
+    let (header, lines) = split_header(text)?;
+    let mut inference = Inference::new(header)?;
+    for (line_no, line) in lines {
+        inference.add_line(line_no, line)?;
+    }
+    inference.finish(overrides, false)
 }
 
 /// Every row of a CSV text (header first), checked against `schema`'s types.
@@ -393,5 +774,165 @@ mod tests {
         );
         let s = infer_schema(text, &[("i".into(), ChannelType::F32)]).unwrap();
         assert_eq!(s.channels[0].ty, ChannelType::F32);
+    }
+
+    fn types_of(text: &str) -> Vec<ChannelType> {
+        infer_schema(text, &[])
+            .unwrap()
+            .channels
+            .iter()
+            .map(|c| c.ty)
+            .collect()
+    }
+
+    fn read_back(text: &str) -> Vec<Vec<Value>> {
+        let schema = infer_schema(text, &[]).unwrap();
+        read_rows(text, &schema)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    #[test]
+    fn inference_picks_a_type_that_holds_every_value_exactly() {
+        // Integers beyond f32's 24-bit mantissa stay integers.
+        let text = "timestamp,a\n1,16777217\n2,16777219\n";
+        assert_eq!(types_of(text), [ChannelType::I32]);
+        assert_eq!(read_back(text), [[Value::Int(16777217)], [Value::Int(16777219)]]);
+        // A float column that f32 cannot hold becomes f64.
+        let text = "timestamp,a,b,c\n1,1.5,1e39,0.1234567891\n2,16777217,-1e39,21.30\n3,2,3.4028236e38,1e-50\n";
+        assert_eq!(types_of(text), [ChannelType::F64; 3]);
+        assert_eq!(
+            read_back(text),
+            [
+                [Value::F64(1.5), Value::F64(1e39), Value::F64(0.1234567891)],
+                [Value::F64(16777217.0), Value::F64(-1e39), Value::F64(21.3)],
+                [Value::F64(2.0), Value::F64(3.4028236e38), Value::F64(1e-50)],
+            ]
+        );
+        // f32 where its shortest decimal is the cell's: 21.30, a subnormal, -0.
+        let text = "timestamp,a\n1,21.30\n2,1e-45\n3,-0.0\n4,3.4028235e38\n5,NaN\n";
+        let schema = infer_schema(text, &[]).unwrap();
+        assert_eq!(schema.channels[0].ty, ChannelType::F32);
+        let rows = read_rows(&text.replace("5,NaN\n", ""), &schema).unwrap();
+        assert_eq!(rows[0].1, [Value::F32(21.3)]);
+        assert_eq!(rows[1].1, [Value::F32(1e-45)]);
+        assert!(matches!(rows[2].1[0], Value::F32(z) if z == 0.0 && z.is_sign_negative()));
+        // Integers beyond i64: f64 when it holds them exactly (2^64, 1e20), else refused.
+        let text = "timestamp,a\n1,18446744073709551616\n2,100000000000000000000\n3,16777217\n";
+        assert_eq!(types_of(text), [ChannelType::F64]);
+        assert_eq!(read_back(text)[0], [Value::F64(18446744073709551616.0)]);
+        assert_eq!(read_back(text)[2], [Value::F64(16777217.0)]);
+        let e = infer_schema("timestamp,a\n1,1\n2,99999999999999999999\n", &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (3, Some(2)));
+        assert!(e.message.contains("out of range"), "{e}");
+        // An integer f64 cannot hold, in a column that needs f64 for its fractions.
+        let text = "timestamp,a\n1,1.5\n2,9007199254740993\n";
+        let e = infer_schema(text, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (3, Some(2)), "{e}");
+        assert!(e.message.contains("cannot be stored exactly in f64"), "{e}");
+        // Beyond every float: refused, never null or rounded.
+        for (cell, what) in [
+            ("1e400", "out of range"),
+            ("-1e400", "out of range"),
+            ("1e-400", "underflows to 0"),
+            ("3.14159265358979323846", "cannot be stored exactly"),
+        ] {
+            let e = infer_schema(&format!("timestamp,a\n1,\n2,{cell}\n"), &[]).unwrap_err();
+            assert_eq!((e.line, e.column), (3, Some(2)), "{cell}: {e}");
+            assert!(e.message.contains(what), "{cell}: {e}");
+        }
+        // A huge integer is out of range, not infinite (and the message is short).
+        let huge = "9".repeat(5_000_000);
+        let e = infer_schema(&format!("timestamp,a\n1,{huge}\n"), &[]).unwrap_err();
+        assert!(e.message.contains("out of range"), "{}", &e.message[..100]);
+        assert!(e.to_string().len() < 200);
+    }
+
+    #[test]
+    fn refused_lines_take_no_part_in_inference() {
+        let mut inference = Inference::new("timestamp,a").unwrap();
+        inference.add_line(2, "1,16777217").unwrap();
+        assert!(inference.add_line(3, "garbage,line").is_err());
+        assert!(inference.add_line(4, "2,garbage").is_err());
+        assert!(inference.add_line(5, "3,1e400").is_err());
+        inference.add_line(6, "4,16777219").unwrap();
+        let schema = inference.finish(&[], true).unwrap();
+        assert_eq!(schema.channels[0].ty, ChannelType::I32);
+        assert!(!schema.channels[0].nullable);
+    }
+
+    #[test]
+    fn a_declared_type_that_cannot_hold_a_value_refuses_it() {
+        let schema = Schema::new(vec![Channel::f32("a"), Channel::new("b", ChannelType::I16)]).unwrap();
+        let err = |row: &str| read_rows(&format!("timestamp,a,b\n{row}\n"), &schema).unwrap_err();
+        let e = err("1,16777217,1");
+        assert_eq!((e.line, e.column), (2, Some(2)));
+        assert!(e.message.contains("cannot be stored exactly in f32"), "{e}");
+        assert!(err("1,1e39,1").message.contains("out of range for f32"));
+        assert!(err("1,1e-50,1").message.contains("underflows to 0 in f32"));
+        let e = err("1,1,40000");
+        assert_eq!(e.to_string(), "line 2, column 3: 40000 does not fit in i16 (column \"b\")");
+        assert!(err("1,1,1.5").message.contains("is not an integer"));
+        assert!(err("1,1,99999999999999999999").message.contains("out of range for i64"));
+    }
+
+    #[test]
+    fn row_errors_name_the_line() {
+        let err = |text: &str| read_rows(text, &schema()).unwrap_err();
+        assert_eq!(
+            err("timestamp,a,b\n1,2,3\n2,NaN,3\n").to_string(),
+            "line 3, column 2: non-finite value NaN in a channel that is not nullable (column \"a\")"
+        );
+        assert_eq!(
+            err("timestamp,a,b\n1,,3\n").to_string(),
+            "line 2, column 2: missing value in a channel that is not nullable (column \"a\")"
+        );
+        // NaN and ±inf in a nullable channel are failed reads: null.
+        let rows = read_rows("timestamp,a,b\n1,1,NaN\n2,1,-inf\n", &schema()).unwrap();
+        assert_eq!(rows[1].1, [Value::F32(1.0), Value::Null]);
+        assert_eq!(
+            err("timestamp,a,b\n-1,2,3\n").to_string(),
+            "line 2, column 1: timestamp -1 µs is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z"
+        );
+        for bad in ["-", "--5", "5-", "+"] {
+            let e = err(&format!("timestamp,a,b\n{bad},2,3\n"));
+            assert_eq!((e.line, e.column), (2, Some(1)));
+            assert!(e.message.contains("neither RFC 3339"), "{bad}: {e}");
+        }
+        let e = err(&format!("timestamp,a,b\n{},2,3\n", "9".repeat(100)));
+        assert!(e.message.contains("is outside"), "{e}");
+        assert!(e.message.len() < 200, "{e}");
+        // A huge column name is cut in messages.
+        let name = "x".repeat(10 << 20);
+        let e = infer_schema(&format!("timestamp,{name}\n1,2\n"), &[]).unwrap_err();
+        assert!(e.to_string().len() < 300, "{}", e.to_string().len());
+        assert!(e.to_string().contains("…"));
+        let e = read_rows(&format!("timestamp,a,b,{name}\n"), &schema()).unwrap_err();
+        assert!(e.to_string().len() < 300);
+    }
+
+    #[test]
+    fn both_timestamp_forms_accept_the_same_range() {
+        let max = crate::batch::MAX_TS_US;
+        assert_eq!(parse_timestamp(&max.to_string()), Ok(max));
+        assert_eq!(parse_timestamp("9999-12-31T23:59:59.999999Z"), Ok(max));
+        assert_eq!(parse_timestamp("0"), Ok(0));
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Ok(0));
+        assert!(parse_timestamp(&(max + 1).to_string()).unwrap_err().contains("outside"));
+        assert!(parse_timestamp("10000-01-01T00:00:00Z").is_err());
+        assert!(parse_timestamp("-1").unwrap_err().contains("outside"));
+        assert!(parse_timestamp("1969-12-31T23:59:59.999999Z").unwrap_err().contains("outside"));
+        assert!(parse_timestamp("2024-03-01T08:00:00+24:00").unwrap_err().contains("offset"));
+        assert!(parse_timestamp("2016-12-31T23:59:60Z").unwrap_err().contains("leap second"));
+    }
+
+    #[test]
+    fn whitespace_after_a_closing_quote_is_trimmed() {
+        assert_eq!(split_line("1,\"2\" , \"3\"\t").unwrap(), ["1", "2", "3"]);
+        assert!(split_line("1,\"2\" x").is_err());
+        let rows = read_rows("timestamp,a,b\n1,\"2\" ,3\n", &schema()).unwrap();
+        assert_eq!(rows[0].1, [Value::F32(2.0), Value::F32(3.0)]);
     }
 }

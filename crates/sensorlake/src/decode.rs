@@ -82,6 +82,7 @@ fn layout(message: String) -> DecodeError {
 fn channel_type(column: &ColumnDescriptor) -> Result<ChannelType, DecodeError> {
     match (column.physical_type(), column.logical_type_ref()) {
         (PhysicalType::FLOAT, None) => Ok(ChannelType::F32),
+        (PhysicalType::DOUBLE, None) => Ok(ChannelType::F64),
         (PhysicalType::INT32, Some(LogicalType::Integer(t))) if t.bit_width == 16 => {
             Ok(ChannelType::I16)
         }
@@ -252,6 +253,10 @@ fn read_column(
         ColumnReader::FloatColumnReader(r) => read(r, rows, nullable, levels)?
             .into_iter()
             .map(Value::F32)
+            .collect(),
+        ColumnReader::DoubleColumnReader(r) => read(r, rows, nullable, levels)?
+            .into_iter()
+            .map(Value::F64)
             .collect(),
         ColumnReader::Int32ColumnReader(r) => read(r, rows, nullable, levels)?
             .into_iter()

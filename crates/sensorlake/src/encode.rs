@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use parquet::basic::{Compression, Encoding};
-use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int32Type, Int64Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
@@ -556,6 +556,9 @@ impl ReferenceEncoder {
                 ColumnValues::F32(v) => {
                     column.typed::<FloatType>().write_batch(v, levels, None)?;
                 }
+                ColumnValues::F64(v) => {
+                    column.typed::<DoubleType>().write_batch(v, levels, None)?;
+                }
                 ColumnValues::I32(v) => {
                     column.typed::<Int32Type>().write_batch(v, levels, None)?;
                 }
@@ -639,13 +642,13 @@ fn writer_properties(schema: &Schema, options: &EncodeOptions) -> WriterProperti
     for channel in &schema.channels {
         let path = ColumnPath::from(channel.name.as_str());
         builder = match (channel.ty, options.float_encoding) {
-            (ChannelType::F32, FloatEncoding::Plain) => {
+            (ChannelType::F32 | ChannelType::F64, FloatEncoding::Plain) => {
                 builder.set_column_encoding(path, Encoding::PLAIN)
             }
-            (ChannelType::F32, FloatEncoding::Dictionary) => {
+            (ChannelType::F32 | ChannelType::F64, FloatEncoding::Dictionary) => {
                 builder.set_column_dictionary_enabled(path, true)
             }
-            (ChannelType::F32, FloatEncoding::ByteStreamSplit) => {
+            (ChannelType::F32 | ChannelType::F64, FloatEncoding::ByteStreamSplit) => {
                 builder.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
             }
             (_, _) => builder.set_column_encoding(path, options.int_encoding.to_parquet()),

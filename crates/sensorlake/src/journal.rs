@@ -11,7 +11,7 @@
 //! ```text
 //! u32 LE payload length | u32 LE CRC-32 of the payload | payload:
 //!   u64 LE position | i64 LE timestamp (µs) | per channel: 0 = null,
-//!   1 + f32 LE bits, or 2 + i64 LE
+//!   1 + f32 LE bits, 2 + i64 LE, or 3 + f64 LE bits
 //! ```
 //!
 //! A record whose length or CRC does not check out ends the segment (a torn write).
@@ -144,6 +144,10 @@ fn encode_record(out: &mut Vec<u8>, position: u64, ts_us: i64, values: &[Value])
                 out.push(2);
                 out.extend_from_slice(&v.to_le_bytes());
             }
+            Value::F64(v) => {
+                out.push(3);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
         }
     }
     let payload_len = (out.len() - 8) as u32;
@@ -168,6 +172,12 @@ fn decode_payload(payload: &[u8], channels: usize) -> Option<JournalRow> {
             ),
             2 => (
                 Value::Int(i64::from_le_bytes(tail.get(..8)?.try_into().ok()?)),
+                8,
+            ),
+            3 => (
+                Value::F64(f64::from_bits(u64::from_le_bytes(
+                    tail.get(..8)?.try_into().ok()?,
+                ))),
                 8,
             ),
             _ => return None,

@@ -15,11 +15,12 @@
 //!
 //! ```text
 //! "sensorlake-rows-v1\n"
-//! per channel:  name ":" type ("f32" | "i16" | "i32" | "i64") ["?" if nullable] "\n"
+//! per channel:  name ":" type ("f32" | "f64" | "i16" | "i32" | "i64") ["?" if nullable] "\n"
 //! per row:      ts as i64 little-endian (µs since the epoch, after truncation to the
 //!               schema's resolution)
 //!               per channel: 0x00 for null, or 0x01 followed by the value's bits
-//!               little-endian (f32: its IEEE 754 bits as u32; i16/i32: i32; i64: i64)
+//!               little-endian (f32: its IEEE 754 bits as u32; f64: its bits as u64;
+//!               i16/i32: i32; i64: i64)
 //! ```
 
 use std::fmt;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::batch::{Batch, ColumnValues};
+use crate::civil::{self, Utc};
 use crate::schema::Schema;
 
 /// A validated device id: `[A-Za-z0-9_-]{1,64}` (UUIDs fit), never a path.
@@ -99,6 +101,9 @@ pub enum KeyError {
     BadLayout(String),
     /// The batch has no rows.
     EmptyBatch,
+    /// A row's timestamp (µs) lies outside the accepted range, so its date cannot be
+    /// rendered (never replaced by a default date).
+    BadTimestamp(i64),
 }
 
 impl fmt::Display for KeyError {
@@ -114,6 +119,11 @@ impl fmt::Display for KeyError {
             ),
             Self::BadLayout(l) => write!(f, "unknown layout {l:?}: expected hive or opensensor"),
             Self::EmptyBatch => write!(f, "an empty batch has no key"),
+            Self::BadTimestamp(ts) => write!(
+                f,
+                "no key for a batch with timestamp {ts} µs: it is outside {}",
+                crate::batch::TS_RANGE
+            ),
         }
     }
 }
@@ -141,26 +151,6 @@ fn valid_prefix(prefix: &str) -> bool {
             }))
 }
 
-/// UTC calendar fields of a timestamp in microseconds.
-struct Civil {
-    year: i16,
-    month: i8,
-    day: i8,
-    hour: i8,
-}
-
-fn civil(ts_us: i64) -> Civil {
-    let dt = jiff::Timestamp::from_microsecond(ts_us)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .datetime();
-    Civil {
-        year: dt.year(),
-        month: dt.month(),
-        day: dt.day(),
-        hour: dt.hour(),
-    }
-}
 
 impl KeyTemplate {
     /// A template; `prefix` may be empty (keys then start at the first partition).
@@ -187,8 +177,11 @@ impl KeyTemplate {
     /// The object key of `batch` for `device`.
     pub fn render(&self, device: &DeviceId, batch: &Batch) -> Result<String, KeyError> {
         let first = batch.first_ts_us().ok_or(KeyError::EmptyBatch)?;
+        if let Some(&bad) = batch.timestamps().iter().find(|&&t| !civil::in_range(t)) {
+            return Err(KeyError::BadTimestamp(bad));
+        }
         let hash8 = hash8(batch);
-        let c = civil(first);
+        let c = Utc::of(first);
         let mut key = String::with_capacity(128);
         if !self.prefix.is_empty() {
             key.push_str(&self.prefix);
@@ -203,18 +196,12 @@ impl KeyTemplate {
             }
             Layout::OpenSensor => {
                 // The window end names the file; without windows, the first row's minute.
+                // (The last window of 9999-12-31 ends at 10000-01-01T00:00: `0000`.)
                 let end = batch.window().map_or(first, |(_, end)| end);
-                let e = jiff::Timestamp::from_microsecond(end)
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-                    .to_zoned(jiff::tz::TimeZone::UTC)
-                    .datetime();
+                let e = Utc::of(end);
                 key.push_str(&format!(
                     "station={device}/year={:04}/month={:02}/day={:02}/data_{:02}{:02}",
-                    c.year,
-                    c.month,
-                    c.day,
-                    e.hour(),
-                    e.minute()
+                    c.year, c.month, c.day, e.hour, e.minute
                 ));
                 if !batch.is_whole_window() {
                     key.push('_');
@@ -372,7 +359,7 @@ impl fmt::Display for KeyRefusal {
 impl std::error::Error for KeyRefusal {}
 
 const HOUR_US: i64 = 3_600_000_000;
-const DAY_US: i64 = 86_400_000_000;
+use crate::civil::DAY_US;
 
 /// `text` as a number of exactly `digits` ASCII digits.
 fn fixed_digits(text: &str, digits: usize) -> Option<i64> {
@@ -383,18 +370,11 @@ fn fixed_digits(text: &str, digits: usize) -> Option<i64> {
 
 /// Start of a UTC day in µs, if the date exists.
 fn day_start_us(year: i64, month: i64, day: i64) -> Option<i64> {
-    let date = jiff::civil::Date::new(
-        i16::try_from(year).ok()?,
-        i8::try_from(month).ok()?,
-        i8::try_from(day).ok()?,
-    )
-    .ok()?;
-    let ts = date
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()?
-        .timestamp()
-        .as_microsecond();
-    Some(ts)
+    let month = u8::try_from(month).ok().filter(|m| (1..=12).contains(m))?;
+    let day = u8::try_from(day)
+        .ok()
+        .filter(|&d| d >= 1 && d <= civil::days_in_month(year, month))?;
+    Some(civil::days_from_civil(year, month, day) * DAY_US)
 }
 
 fn partition<'a>(segment: &'a str, name: &str) -> Result<&'a str, KeyRefusal> {
@@ -417,7 +397,11 @@ fn is_hash8(text: &str) -> bool {
 }
 
 fn rfc3339(us: i64) -> String {
-    jiff::Timestamp::from_microsecond(us).map_or_else(|_| format!("{us} µs"), |t| t.to_string())
+    if civil::in_range(us) {
+        civil::format_rfc3339(us)
+    } else {
+        format!("{us} µs")
+    }
 }
 
 impl KeyTemplate {
@@ -625,6 +609,9 @@ pub fn rows_sha256(batch: &Batch) -> [u8; 32] {
                 ColumnValues::F32(v) => {
                     row_bytes.extend_from_slice(&v[*cursor].to_bits().to_le_bytes())
                 }
+                ColumnValues::F64(v) => {
+                    row_bytes.extend_from_slice(&v[*cursor].to_bits().to_le_bytes())
+                }
                 ColumnValues::I32(v) => row_bytes.extend_from_slice(&v[*cursor].to_le_bytes()),
                 ColumnValues::I64(v) => row_bytes.extend_from_slice(&v[*cursor].to_le_bytes()),
             }
@@ -764,6 +751,41 @@ mod tests {
         let id = DeviceId::new("gw-1").unwrap();
         let key = template.render(&id, &b).unwrap();
         (template, id, key, T0 + 1_500_000)
+    }
+
+    #[test]
+    fn keys_at_both_ends_of_the_range_name_their_own_date() {
+        let max = crate::batch::MAX_TS_US;
+        let id = DeviceId::new("d").unwrap();
+        let hive = KeyTemplate::new(Layout::Hive, "").unwrap();
+        for (ts, dir) in [
+            (0, "device_id=d/dt=1970-01-01/hour=00/"),
+            (max, "device_id=d/dt=9999-12-31/hour=23/"),
+            (max - 26 * 3_600_000_000, "device_id=d/dt=9999-12-30/hour=21/"),
+        ] {
+            let key = hive.render(&id, &batch(&[(ts, 1.0, None)])).unwrap();
+            assert!(key.starts_with(dir), "{key}");
+            let parsed = hive.parse(&key).unwrap();
+            assert_eq!(parsed.earliest_us, ts);
+        }
+        let mut b = Batcher::new(
+            schema(),
+            BatchConfig {
+                window: Some(Duration::from_secs(15 * 60)),
+                max_age: None,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        b.push(max, &[1.0.into(), Value::Null]).unwrap();
+        b.flush();
+        let os = KeyTemplate::new(Layout::OpenSensor, "").unwrap();
+        let key = os.render(&id, &b.pop_ready().unwrap()).unwrap();
+        assert!(
+            key.starts_with("station=d/year=9999/month=12/day=31/data_0000_"),
+            "{key}"
+        );
+        assert!(os.parse(&key).is_ok(), "{key}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod backoff;
 pub mod batch;
 pub mod broker_api;
 pub mod broker_client;
+pub mod civil;
 pub mod clock;
 pub mod csv;
 pub mod decode;

@@ -1,6 +1,6 @@
 //! A small Parquet file writer for exactly what this library writes: one row group, one
 //! data page per column, flat columns (INT64 timestamp, an optional dictionary-encoded
-//! string, FLOAT/INT32/INT64 channels, REQUIRED or OPTIONAL).
+//! string, FLOAT/DOUBLE/INT32/INT64 channels, REQUIRED or OPTIONAL).
 //!
 //! Why not the `parquet` crate's `SerializedFileWriter`: for a 178-row file it keeps an
 //! 8 KiB `BufWriter`, builds per-column writers and converts the whole footer to Thrift
@@ -24,6 +24,7 @@ use crate::thrift::{ListOf, Thrift, put_varint, zigzag};
 const TYPE_INT32: i32 = 1;
 const TYPE_INT64: i32 = 2;
 const TYPE_FLOAT: i32 = 4;
+const TYPE_DOUBLE: i32 = 5;
 const TYPE_BYTE_ARRAY: i32 = 6;
 const REQUIRED: i32 = 0;
 const OPTIONAL: i32 = 1;
@@ -53,6 +54,7 @@ enum Values<'a> {
     Timestamp(&'a [i64], i64),
     Device(&'a str),
     F32(&'a [f32]),
+    F64(&'a [f64]),
     I32(&'a [i32]),
     I64(&'a [i64]),
 }
@@ -127,8 +129,9 @@ pub(crate) struct FileWriter {
     footer: Vec<u8>,
     stats: Vec<u8>,
     indexes: Vec<u32>,
-    dict_positions: HashMap<u32, u32>,
-    dict_values: Vec<f32>,
+    dict_positions: HashMap<u64, u32>,
+    /// Distinct float values (their bits) of the dictionary being built.
+    dict_values: Vec<u64>,
     chunks: Vec<Chunk>,
     /// (column index, offset index) as (offset, length) per column, with page statistics.
     page_indexes: Vec<[(u64, u64); 2]>,
@@ -200,6 +203,7 @@ impl FileWriter {
         for data in batch.columns() {
             let values = match &data.values {
                 ColumnValues::F32(v) => Values::F32(v),
+                ColumnValues::F64(v) => Values::F64(v),
                 ColumnValues::I32(v) => Values::I32(v),
                 ColumnValues::I64(v) => Values::I64(v),
             };
@@ -283,26 +287,20 @@ impl FileWriter {
             Values::F32(v) => {
                 chunk.physical = TYPE_FLOAT;
                 if with_stats {
-                    chunk.stats = self.float_minmax(v);
+                    chunk.stats = self.float_minmax(v.iter().map(|&x| f64::from(x)), 4);
                 }
-                match options.float_encoding {
-                    FloatEncoding::Plain => {
-                        for x in v {
-                            self.body.extend_from_slice(&x.to_le_bytes());
-                        }
-                        ENC_PLAIN
-                    }
-                    FloatEncoding::ByteStreamSplit => {
-                        for byte in 0..4 {
-                            self.body.extend(v.iter().map(|x| x.to_le_bytes()[byte]));
-                        }
-                        ENC_BYTE_STREAM_SPLIT
-                    }
-                    FloatEncoding::Dictionary => {
-                        self.float_dictionary(v);
-                        ENC_RLE_DICTIONARY
-                    }
+                self.encode_floats(
+                    v.iter().map(|x| u64::from(x.to_bits())),
+                    4,
+                    options.float_encoding,
+                )
+            }
+            Values::F64(v) => {
+                chunk.physical = TYPE_DOUBLE;
+                if with_stats {
+                    chunk.stats = self.float_minmax(v.iter().copied(), 8);
                 }
+                self.encode_floats(v.iter().map(|x| x.to_bits()), 8, options.float_encoding)
             }
             Values::Device(id) => {
                 chunk.physical = TYPE_BYTE_ARRAY;
@@ -380,15 +378,44 @@ impl FileWriter {
         }
     }
 
-    /// Builds the dictionary page body (PLAIN distinct values in first-seen order) and
-    /// writes the bit width and RLE/bit-packed indices into `body`.
-    fn float_dictionary(&mut self, values: &[f32]) {
+    /// Encodes floats given as their IEEE 754 bits (`width` = 4 for FLOAT, 8 for
+    /// DOUBLE) into `body`; returns the encoding.
+    fn encode_floats(
+        &mut self,
+        bits: impl Iterator<Item = u64> + Clone,
+        width: usize,
+        encoding: FloatEncoding,
+    ) -> i32 {
+        match encoding {
+            FloatEncoding::Plain => {
+                for x in bits {
+                    self.body.extend_from_slice(&x.to_le_bytes()[..width]);
+                }
+                ENC_PLAIN
+            }
+            FloatEncoding::ByteStreamSplit => {
+                for byte in 0..width {
+                    self.body
+                        .extend(bits.clone().map(|x| x.to_le_bytes()[byte]));
+                }
+                ENC_BYTE_STREAM_SPLIT
+            }
+            FloatEncoding::Dictionary => {
+                self.float_dictionary(bits, width);
+                ENC_RLE_DICTIONARY
+            }
+        }
+    }
+
+    /// Builds the dictionary page body (PLAIN distinct values in first-seen order, each
+    /// `width` bytes) and writes the bit width and RLE/bit-packed indices into `body`.
+    fn float_dictionary(&mut self, bits: impl Iterator<Item = u64>, width: usize) {
         self.dict_positions.clear();
         self.dict_values.clear();
         self.indexes.clear();
-        for &x in values {
+        for x in bits {
             let next = self.dict_values.len() as u32;
-            let index = *self.dict_positions.entry(x.to_bits()).or_insert(next);
+            let index = *self.dict_positions.entry(x).or_insert(next);
             if index == next {
                 self.dict_values.push(x);
             }
@@ -396,7 +423,7 @@ impl FileWriter {
         }
         self.dict_body.clear();
         for x in &self.dict_values {
-            self.dict_body.extend_from_slice(&x.to_le_bytes());
+            self.dict_body.extend_from_slice(&x.to_le_bytes()[..width]);
         }
         let max_index = self.dict_values.len().saturating_sub(1) as u32;
         let width = (32 - max_index.leading_zeros()).max(1) as u8;
@@ -427,11 +454,16 @@ impl FileWriter {
         Some((start..start + n, start + n..start + 2 * n))
     }
 
-    fn float_minmax(&mut self, values: &[f32]) -> Option<(Range<u32>, Range<u32>)> {
-        let finite: Option<(f32, f32)> =
-            values.iter().filter(|v| !v.is_nan()).fold(None, |acc, &v| {
-                Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
-            });
+    /// Min/max statistics of floats (given widened to f64, which is exact for f32;
+    /// `width` = 4 writes them back as FLOAT, 8 as DOUBLE).
+    fn float_minmax(
+        &mut self,
+        values: impl Iterator<Item = f64>,
+        width: u32,
+    ) -> Option<(Range<u32>, Range<u32>)> {
+        let finite: Option<(f64, f64)> = values.filter(|v| !v.is_nan()).fold(None, |acc, v| {
+            Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+        });
         let (mut min, mut max) = finite?;
         // Parquet's rule for signed zeros: a zero minimum is -0.0, a zero maximum +0.0.
         if min == 0.0 {
@@ -441,9 +473,15 @@ impl FileWriter {
             max = 0.0;
         }
         let start = self.stats.len() as u32;
-        self.stats.extend_from_slice(&min.to_le_bytes());
-        self.stats.extend_from_slice(&max.to_le_bytes());
-        Some((start..start + 4, start + 4..start + 8))
+        if width == 4 {
+            // Exact: the values were f32 before widening.
+            self.stats.extend_from_slice(&(min as f32).to_le_bytes());
+            self.stats.extend_from_slice(&(max as f32).to_le_bytes());
+        } else {
+            self.stats.extend_from_slice(&min.to_le_bytes());
+            self.stats.extend_from_slice(&max.to_le_bytes());
+        }
+        Some((start..start + width, start + width..start + 2 * width))
     }
 
     /// Compresses `body` and writes the page header and page.
@@ -661,6 +699,7 @@ impl FileWriter {
         for channel in &schema.channels {
             let physical = match channel.ty {
                 ChannelType::F32 => TYPE_FLOAT,
+                ChannelType::F64 => TYPE_DOUBLE,
                 ChannelType::I16 | ChannelType::I32 => TYPE_INT32,
                 ChannelType::I64 => TYPE_INT64,
             };

@@ -18,6 +18,9 @@ pub const SCHEMA_VERSION: &str = "1";
 pub enum ChannelType {
     /// IEEE 754 single precision, Parquet `FLOAT`.
     F32,
+    /// IEEE 754 double precision, Parquet `DOUBLE` (what CSV inference picks for a
+    /// float column that `f32` cannot hold exactly).
+    F64,
     /// Signed 16-bit raw counts, Parquet `INT32` annotated `INT(16, true)`.
     I16,
     /// Signed 32-bit raw counts, Parquet `INT32`.
@@ -27,10 +30,11 @@ pub enum ChannelType {
 }
 
 impl ChannelType {
-    /// Parses `f32`, `i16`, `i32` or `i64`.
+    /// Parses `f32`, `f64`, `i16`, `i32` or `i64`.
     pub fn parse(text: &str) -> Result<Self, SchemaError> {
         match text {
             "f32" | "float" => Ok(Self::F32),
+            "f64" | "double" => Ok(Self::F64),
             "i16" => Ok(Self::I16),
             "i32" => Ok(Self::I32),
             "i64" => Ok(Self::I64),
@@ -42,6 +46,7 @@ impl ChannelType {
     pub fn name(self) -> &'static str {
         match self {
             Self::F32 => "f32",
+            Self::F64 => "f64",
             Self::I16 => "i16",
             Self::I32 => "i32",
             Self::I64 => "i64",
@@ -50,7 +55,7 @@ impl ChannelType {
 
     /// Whether values of this type are integers.
     pub fn is_integer(self) -> bool {
-        !matches!(self, Self::F32)
+        !matches!(self, Self::F32 | Self::F64)
     }
 
     /// The inclusive range of an integer type.
@@ -58,7 +63,7 @@ impl ChannelType {
         match self {
             Self::I16 => (i16::MIN.into(), i16::MAX.into()),
             Self::I32 => (i32::MIN.into(), i32::MAX.into()),
-            Self::I64 | Self::F32 => (i64::MIN, i64::MAX),
+            Self::I64 | Self::F32 | Self::F64 => (i64::MIN, i64::MAX),
         }
     }
 }
@@ -156,7 +161,7 @@ pub enum SchemaError {
     BadName(String),
     /// Two columns share a name.
     DuplicateName(String),
-    /// A channel type that is not one of f32, i16, i32, i64.
+    /// A channel type that is not one of f32, f64, i16, i32, i64.
     UnknownType(String),
 }
 
@@ -166,13 +171,17 @@ impl fmt::Display for SchemaError {
             Self::NoChannels => write!(f, "the schema has no channels"),
             Self::BadName(name) => write!(
                 f,
-                "column name {name:?} is not allowed: use 1-64 characters from [A-Za-z0-9_], not starting with a digit"
+                "column name {} is not allowed: use 1-64 characters from [A-Za-z0-9_], not starting with a digit",
+                shown(name)
             ),
-            Self::DuplicateName(name) => write!(f, "column name {name:?} appears twice"),
+            Self::DuplicateName(name) => {
+                write!(f, "column name {} appears twice", shown(name))
+            }
             Self::UnknownType(ty) => {
                 write!(
                     f,
-                    "unknown channel type {ty:?}: expected f32, i16, i32 or i64"
+                    "unknown channel type {}: expected f32, f64, i16, i32 or i64",
+                    shown(ty)
                 )
             }
         }
@@ -180,6 +189,18 @@ impl fmt::Display for SchemaError {
 }
 
 impl std::error::Error for SchemaError {}
+
+/// Characters of a name or cell quoted in messages before it is cut.
+pub const SHOWN_CHARS: usize = 64;
+
+/// `text` quoted for a message, cut after [`SHOWN_CHARS`] characters (`"abc…"`), so a
+/// huge column name or cell does not flood the terminal or the log.
+pub fn shown(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+    }
+}
 
 fn valid_column_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -233,7 +254,7 @@ impl Schema {
             .map(|c| match c.ty {
                 ChannelType::I16 => 2,
                 ChannelType::F32 | ChannelType::I32 => 4,
-                ChannelType::I64 => 8,
+                ChannelType::I64 | ChannelType::F64 => 8,
             })
             .sum::<usize>()
     }
@@ -270,6 +291,7 @@ impl Schema {
             };
             let (physical, logical) = match channel.ty {
                 ChannelType::F32 => (PhysicalType::FLOAT, None),
+                ChannelType::F64 => (PhysicalType::DOUBLE, None),
                 ChannelType::I16 => (
                     PhysicalType::INT32,
                     Some(LogicalType::Integer(IntType {

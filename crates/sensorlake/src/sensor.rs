@@ -204,7 +204,9 @@ impl Sensors {
 fn check_values(channels: &[Channel], values: &[Value]) -> Result<(), SensorError> {
     for (channel, value) in channels.iter().zip(values) {
         let fits = match (channel.ty, *value) {
-            (_, Value::Null) | (ChannelType::F32, Value::F32(_)) => true,
+            (_, Value::Null)
+            | (ChannelType::F32, Value::F32(_))
+            | (ChannelType::F64, Value::F64(_)) => true,
             (ty, Value::Int(v)) if ty.is_integer() => {
                 let (lo, hi) = ty.int_range();
                 (lo..=hi).contains(&v)
