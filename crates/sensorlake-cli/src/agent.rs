@@ -327,6 +327,7 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         &config.source,
         config.channels.as_deref(),
         stdin.as_ref().map(|(h, _)| h.as_str()),
+        config.on_bad_row,
     )?;
     if config.keys.layout() == Layout::OpenSensor {
         // The network's columns: `timestamp` in ms UTC and a `station_id` string column.
@@ -368,11 +369,22 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
             resume,
         )),
         SourceConfig::Csv { path, rate_hz } => {
-            Box::new(CsvSource::open(path, &schema, *rate_hz, resume)?)
+            Box::new(CsvSource::open(
+                path,
+                &schema,
+                *rate_hz,
+                resume,
+                config.on_bad_row,
+            )?)
         }
         SourceConfig::Stdin => {
             let (header, lines) = stdin.expect("read above");
-            Box::new(StdinSource::new(&header, lines, &schema)?)
+            Box::new(StdinSource::new(
+                &header,
+                lines,
+                &schema,
+                config.on_bad_row,
+            )?)
         }
     };
     let spool_at_start = sender.spool_stats();
@@ -455,6 +467,12 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
     tracing::info!("status: {}", status.line());
     write_status(config, &status);
     source_result?;
+    if drained.load(Ordering::SeqCst) && status.rows_skipped > 0 {
+        bail!(
+            "drained, but {} source rows were skipped ([source] on_bad_row = \"skip\"; each is logged with its line): they are not in the lake",
+            status.rows_skipped
+        );
+    }
     if drained.load(Ordering::SeqCst) {
         if status.quarantined_files == 0 {
             tracing::info!("drained: the source is exhausted and every row is uploaded");
@@ -591,7 +609,8 @@ fn source_loop(
                     match pushed {
                         Ok(()) => break,
                         Err(RecordError::Rejected(e)) => {
-                            tracing::warn!("row at {ts_us} µs rejected: {e}");
+                            let origin = source.origin().map_or(String::new(), |o| format!(" ({o})"));
+                            tracing::warn!("row at {ts_us} µs{origin} rejected: {e}");
                             break;
                         }
                         Err(RecordError::Backpressure { .. }) => {

@@ -126,6 +126,7 @@ struct RawSource {
     seed: Option<u64>,
     start: Option<String>,
     rows: Option<u64>,
+    on_bad_row: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +290,8 @@ pub struct AgentConfig {
     pub device_id: DeviceId,
     /// Row source.
     pub source: SourceConfig,
+    /// What a CSV source does with a row that cannot be stored (`[source] on_bad_row`).
+    pub on_bad_row: crate::sources::OnBadRow,
     /// Channels from the file (`None`: the source's own).
     pub channels: Option<Vec<Channel>>,
     /// Batching.
@@ -379,8 +382,8 @@ impl AgentConfig {
         let kind = s.kind.as_deref().unwrap_or("simulate");
         let allowed: &[&str] = match kind {
             "simulate" => &["profile", "seed", "start", "rows", "rate_hz"],
-            "csv" => &["path", "rate_hz"],
-            "stdin" => &[],
+            "csv" => &["path", "rate_hz", "on_bad_row"],
+            "stdin" => &["on_bad_row"],
             other => bail!("[source] kind: {other:?} is not simulate, csv or stdin"),
         };
         for (key, set) in [
@@ -390,6 +393,7 @@ impl AgentConfig {
             ("seed", s.seed.is_some()),
             ("start", s.start.is_some()),
             ("rows", s.rows.is_some()),
+            ("on_bad_row", s.on_bad_row.is_some()),
         ] {
             if set && !allowed.contains(&key) {
                 bail!("[source] {key} does not apply to kind = {kind:?}");
@@ -600,7 +604,12 @@ impl AgentConfig {
             other => bail!("[credentials] source {other:?}: expected keys or broker"),
         };
 
+        let on_bad_row = match &raw.source.on_bad_row {
+            Some(text) => crate::sources::OnBadRow::parse(text)?,
+            None => crate::sources::OnBadRow::Stop,
+        };
         Ok(Self {
+            on_bad_row,
             file: PathBuf::new(),
             device_id,
             source,

@@ -292,6 +292,9 @@ fn push_value(out: &mut String, v: &Value) {
         Value::F32(f) => {
             let _ = write!(out, "{f}");
         }
+        Value::F64(f) => {
+            let _ = write!(out, "{f}");
+        }
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }

@@ -86,6 +86,7 @@ impl DdlConfig {
 fn athena_type(ty: ChannelType) -> &'static str {
     match ty {
         ChannelType::F32 => "float",
+        ChannelType::F64 => "double",
         ChannelType::I16 => "smallint",
         ChannelType::I32 => "int",
         ChannelType::I64 => "bigint",

@@ -156,6 +156,10 @@ fn fingerprint(values: &[Value]) -> u64 {
                 feed(&[1]);
                 feed(&f.to_bits().to_le_bytes());
             }
+            Value::F64(f) => {
+                feed(&[3]);
+                feed(&f.to_bits().to_le_bytes());
+            }
             Value::Int(i) => {
                 feed(&[2]);
                 feed(&i.to_le_bytes());
@@ -174,6 +178,9 @@ fn csv_line_len(ts_us: i64, values: &[Value], buf: &mut String) -> usize {
         match v {
             Value::Null => {}
             Value::F32(f) => {
+                let _ = write!(buf, "{f}");
+            }
+            Value::F64(f) => {
                 let _ = write!(buf, "{f}");
             }
             Value::Int(i) => {

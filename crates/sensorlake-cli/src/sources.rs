@@ -15,14 +15,48 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use sensorlake::batch::Value;
-use sensorlake::csv::{CsvHeader, infer_schema};
+use sensorlake::csv::{CsvError, CsvHeader, Inference};
 use sensorlake::schema::{Channel, Schema};
 use sensorlake::simulate::Simulator;
 
 use crate::agent_config::SourceConfig;
 
-/// Lines of a CSV file read to infer its channel types.
-pub const INFER_LINES: usize = 10_000;
+/// What a CSV source (file or stdin) does with a row that cannot be stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnBadRow {
+    /// Stop with an error naming file, line and column (the default).
+    #[default]
+    Stop,
+    /// Skip it: logged with file, line and column, counted as skipped, and
+    /// `--until-drained` ends with an error when any row was skipped.
+    Skip,
+}
+
+impl OnBadRow {
+    /// Parses `stop` or `skip` (`[source] on_bad_row`).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "stop" => Ok(Self::Stop),
+            "skip" => Ok(Self::Skip),
+            other => bail!("[source] on_bad_row: {other:?} is not \"stop\" or \"skip\""),
+        }
+    }
+}
+
+/// A row that cannot be stored: an error (stop) or a logged, counted skip.
+fn bad_row(policy: OnBadRow, skipped: &mut u64, error: CsvError, source: &str) -> Result<()> {
+    let error = error.in_source(source);
+    match policy {
+        OnBadRow::Stop => Err(anyhow::anyhow!(
+            "{error} (set [source] on_bad_row = \"skip\" to skip such rows)"
+        )),
+        OnBadRow::Skip => {
+            *skipped += 1;
+            tracing::warn!("skipping a row: {error}");
+            Ok(())
+        }
+    }
+}
 
 /// What a source has next.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +84,10 @@ pub trait Source: Send {
     fn is_live(&self) -> bool;
     /// Rows skipped because they did not parse.
     fn skipped(&self) -> u64;
+    /// Where the last row pulled came from (`file:line N`), for messages.
+    fn origin(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Paces rows at `rate_hz` from a start instant.
@@ -141,6 +179,7 @@ pub struct CsvSource {
     offset: u64,
     line_no: usize,
     pace: Pace,
+    on_bad_row: OnBadRow,
     skipped: u64,
     line: Vec<u8>,
     values: Vec<Value>,
@@ -158,17 +197,47 @@ fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<(String, u64)> 
     Ok((header.trim_end().to_string(), n as u64))
 }
 
-/// Channels for a CSV file: names from the header, types inferred from the first
-/// [`INFER_LINES`] lines.
-pub fn csv_channels(path: &Path) -> Result<Vec<Channel>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut text = String::new();
-    for line in BufReader::new(file).lines().take(INFER_LINES + 1) {
-        text.push_str(&line.with_context(|| format!("cannot read {}", path.display()))?);
-        text.push('\n');
+/// Channels for a CSV file: names from the header, types inferred from the whole
+/// file (see [`Inference`]), so every row that is read later fits. A line that cannot
+/// be stored is an error, or with [`OnBadRow::Skip`] takes no part (it is skipped
+/// when read).
+pub fn csv_channels(path: &Path, on_bad_row: OnBadRow) -> Result<Vec<Channel>> {
+    let source = path.display().to_string();
+    let file = File::open(path).with_context(|| format!("cannot open {source}"))?;
+    let mut reader = BufReader::new(file);
+    let (header, _) = read_header(&mut reader, path)?;
+    let mut inference =
+        Inference::new(&header).map_err(|e| anyhow::anyhow!("{}", e.in_source(&source)))?;
+    let mut line = Vec::new();
+    let mut line_no = 1;
+    let mut ignored = 0;
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {source}"))?
+            == 0
+        {
+            break;
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&line);
+        if let Err(e) = inference.add_line(line_no, text.trim_end_matches(['\n', '\r'])) {
+            match on_bad_row {
+                OnBadRow::Stop => bail!(
+                    "{} (set [source] on_bad_row = \"skip\" to skip such rows)",
+                    e.in_source(&source)
+                ),
+                OnBadRow::Skip => ignored += 1,
+            }
+        }
     }
-    let schema = infer_schema(&text, &[])
-        .map_err(|e| anyhow::anyhow!("{}", e.in_source(&path.display().to_string())))?;
+    if ignored > 0 {
+        tracing::warn!("{source}: {ignored} lines cannot be stored and will be skipped");
+    }
+    let schema = inference
+        .finish(&[], on_bad_row == OnBadRow::Skip)
+        .map_err(|e| anyhow::anyhow!("{}", e.in_source(&source)))?;
     Ok(schema.channels)
 }
 
@@ -179,6 +248,7 @@ impl CsvSource {
         schema: &Schema,
         rate_hz: Option<f64>,
         resume: Option<u64>,
+        on_bad_row: OnBadRow,
     ) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let len = file.metadata()?.len();
@@ -215,6 +285,7 @@ impl CsvSource {
             offset,
             line_no,
             pace: Pace::new(rate_hz),
+            on_bad_row,
             skipped: 0,
             line: Vec::new(),
             values: Vec::new(),
@@ -252,13 +323,12 @@ impl Source for CsvSource {
                         position: Some(self.offset),
                     });
                 }
-                Err(e) => {
-                    self.skipped += 1;
-                    tracing::warn!(
-                        "skipping a row: {}",
-                        e.in_source(&self.path.display().to_string())
-                    );
-                }
+                Err(e) => bad_row(
+                    self.on_bad_row,
+                    &mut self.skipped,
+                    e,
+                    &self.path.display().to_string(),
+                )?,
             }
         }
     }
@@ -270,6 +340,10 @@ impl Source for CsvSource {
     fn skipped(&self) -> u64 {
         self.skipped
     }
+
+    fn origin(&self) -> Option<String> {
+        Some(format!("{}:line {}", self.path.display(), self.line_no))
+    }
 }
 
 /// CSV lines from standard input (read on a helper thread, so a shutdown never waits
@@ -279,6 +353,7 @@ pub struct StdinSource {
     lines: Receiver<std::io::Result<String>>,
     header: CsvHeader,
     line_no: usize,
+    on_bad_row: OnBadRow,
     skipped: u64,
     values: Vec<Value>,
     ended: bool,
@@ -309,6 +384,7 @@ impl StdinSource {
         header_line: &str,
         lines: Receiver<std::io::Result<String>>,
         schema: &Schema,
+        on_bad_row: OnBadRow,
     ) -> Result<Self> {
         let header = CsvHeader::parse(header_line, schema)
             .map_err(|e| anyhow::anyhow!("{}", e.in_source("stdin")))?;
@@ -316,6 +392,7 @@ impl StdinSource {
             lines,
             header,
             line_no: 1,
+            on_bad_row,
             skipped: 0,
             values: Vec::new(),
             ended: false,
@@ -352,10 +429,7 @@ impl Source for StdinSource {
                         position: None,
                     });
                 }
-                Err(e) => {
-                    self.skipped += 1;
-                    tracing::warn!("skipping a row: {}", e.in_source("stdin"));
-                }
+                Err(e) => bad_row(self.on_bad_row, &mut self.skipped, e, "stdin")?,
             }
         }
     }
@@ -367,6 +441,10 @@ impl Source for StdinSource {
     fn skipped(&self) -> u64 {
         self.skipped
     }
+
+    fn origin(&self) -> Option<String> {
+        Some(format!("stdin:line {}", self.line_no))
+    }
 }
 
 /// The schema rows of `source` follow: the configured channels, else the source's own.
@@ -375,11 +453,12 @@ pub fn schema_for(
     source: &SourceConfig,
     channels: Option<&[Channel]>,
     stdin_header: Option<&str>,
+    on_bad_row: OnBadRow,
 ) -> Result<Arc<Schema>> {
     let channels = match (channels, source) {
         (Some(c), _) => c.to_vec(),
         (None, SourceConfig::Simulate { profile, .. }) => Simulator::schema_for(*profile).channels,
-        (None, SourceConfig::Csv { path, .. }) => csv_channels(path)?,
+        (None, SourceConfig::Csv { path, .. }) => csv_channels(path, on_bad_row)?,
         (None, SourceConfig::Stdin) => {
             let header = stdin_header.unwrap_or_default();
             let names = sensorlake::csv::split_line(header)
@@ -420,9 +499,9 @@ mod tests {
         writeln!(f, "oops,1").unwrap();
         write!(f, "{},99", 1_709_280_000_000_100i64).unwrap(); // no final newline
         drop(f);
-        let schema = Schema::new(csv_channels(&path).unwrap()).unwrap();
+        let schema = Schema::new(csv_channels(&path, OnBadRow::Skip).unwrap()).unwrap();
         let rows = |resume| {
-            let mut s = CsvSource::open(&path, &schema, None, resume).unwrap();
+            let mut s = CsvSource::open(&path, &schema, None, resume, OnBadRow::Skip).unwrap();
             let mut out = Vec::new();
             while let Pull::Row {
                 values, position, ..
@@ -439,7 +518,88 @@ mod tests {
         assert_eq!(rest, all[4..]);
         let (none, _) = rows(Some(all[10].1));
         assert!(none.is_empty());
-        let err = CsvSource::open(&path, &schema, None, Some(10_000)).unwrap_err();
+        let err =
+            CsvSource::open(&path, &schema, None, Some(10_000), OnBadRow::Skip).unwrap_err();
         assert!(err.to_string().contains("was the file replaced"), "{err}");
+    }
+
+    fn all_rows(source: &mut CsvSource) -> Result<Vec<Vec<Value>>> {
+        let mut out = Vec::new();
+        while let Pull::Row { values, .. } = source.pull()? {
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_whole_file_decides_the_types_and_a_row_that_does_not_fit_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut f = File::create(&path).unwrap();
+        writeln!(f, "timestamp,a,b").unwrap();
+        for i in 0..12_000i64 {
+            let a = if i == 10_998 {
+                "1.5".to_string()
+            } else {
+                (16_777_217 + i).to_string()
+            };
+            let b = if i == 11_498 { String::new() } else { i.to_string() };
+            writeln!(f, "{},{a},{b}", 1_709_280_000_000_000 + i).unwrap();
+        }
+        drop(f);
+        // Line 11,000 holds 1.5 and line 11,500 an empty cell: a is f64 (f32 would
+        // round the integers), b is nullable.
+        let channels = csv_channels(&path, OnBadRow::Stop).unwrap();
+        assert_eq!(channels[0].ty, sensorlake::schema::ChannelType::F64);
+        assert!(channels[1].nullable);
+        let schema = Schema::new(channels).unwrap();
+        let mut source = CsvSource::open(&path, &schema, None, None, OnBadRow::Stop).unwrap();
+        let rows = all_rows(&mut source).unwrap();
+        assert_eq!(rows.len(), 12_000);
+        assert_eq!(rows[0][0], Value::F64(16_777_217.0));
+        assert_eq!(rows[2][0], Value::F64(16_777_219.0));
+        assert_eq!(rows[10_998][0], Value::F64(1.5));
+        assert_eq!(rows[11_498][1], Value::Null);
+        assert_eq!(source.skipped(), 0);
+
+        // A line that cannot be stored stops at inference, naming file:line:column…
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "1709280000012000,garbage,1").unwrap();
+        drop(f);
+        let err = csv_channels(&path, OnBadRow::Stop).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{}:line 12002, column 2", path.display())),
+            "{err}"
+        );
+        // … and, with the schema declared, when it is read.
+        let mut source = CsvSource::open(&path, &schema, None, None, OnBadRow::Stop).unwrap();
+        let err = all_rows(&mut source).unwrap_err().to_string();
+        assert!(err.contains("line 12002, column 2"), "{err}");
+        // Skipping is opt-in and counted; the skipped line took no part in inference.
+        let channels = csv_channels(&path, OnBadRow::Skip).unwrap();
+        assert_eq!(channels[0].ty, sensorlake::schema::ChannelType::F64);
+        let mut source = CsvSource::open(&path, &schema, None, None, OnBadRow::Skip).unwrap();
+        assert_eq!(all_rows(&mut source).unwrap().len(), 12_000);
+        assert_eq!(source.skipped(), 1);
+    }
+
+    #[test]
+    fn a_skipped_line_does_not_widen_a_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(
+            &path,
+            "timestamp,a\n1709280000000000,16777217\ngarbage,line\n1709280000000001,16777219\n",
+        )
+        .unwrap();
+        let channels = csv_channels(&path, OnBadRow::Skip).unwrap();
+        assert_eq!(channels[0].ty, sensorlake::schema::ChannelType::I32);
+        let schema = Schema::new(channels).unwrap();
+        let mut source = CsvSource::open(&path, &schema, None, None, OnBadRow::Skip).unwrap();
+        assert_eq!(
+            all_rows(&mut source).unwrap(),
+            [[Value::Int(16_777_217)], [Value::Int(16_777_219)]]
+        );
+        assert_eq!(source.skipped(), 1);
     }
 }

@@ -37,6 +37,7 @@ fn mixed() -> Batch {
             Channel::new("acc", ChannelType::I16).scale(0.000_598),
             Channel::new("count", ChannelType::I32).nullable(),
             Channel::new("big", ChannelType::I64),
+            Channel::new("wide", ChannelType::F64).nullable(),
         ])
         .unwrap(),
     );
@@ -58,6 +59,14 @@ fn mixed() -> Batch {
                         Value::Int(i * 1000)
                     },
                     Value::Int(i64::MAX - i),
+                    match i % 6 {
+                        0 => Value::Null,
+                        1 => Value::F64(1e39 + i as f64),
+                        2 => Value::F64(-5e-324),
+                        3 => Value::F64(-0.0),
+                        4 => Value::F64(f64::MAX),
+                        _ => Value::F64(0.1234567891 * i as f64),
+                    },
                 ],
             )
         })
@@ -73,6 +82,7 @@ fn rows(batch: &Batch) -> Vec<(i64, Vec<u64>)> {
             .map(|v| match v {
                 Value::Null => u64::MAX,
                 Value::F32(f) => f.to_bits().into(),
+                Value::F64(f) => f.to_bits(),
                 Value::Int(i) => *i as u64,
             })
             .collect();
@@ -149,6 +159,27 @@ fn every_option_round_trips_bit_equal() {
                 options.statistics != Statistics::None,
                 "{options:?}"
             );
+            if let Some(wide) = batch.schema().channel_index("wide") {
+                let column = group.column(1 + wide);
+                assert_eq!(column.column_type(), parquet::basic::Type::DOUBLE);
+                if matches!(options.statistics, Statistics::Chunk | Statistics::Page) {
+                    match column.statistics() {
+                        Some(parquet::file::statistics::Statistics::Double(s)) => {
+                            assert_eq!(s.min_opt(), Some(&-5e-324), "{options:?}");
+                            assert_eq!(s.max_opt(), Some(&f64::MAX), "{options:?}");
+                            assert_eq!(s.null_count_opt(), Some(50), "{options:?}");
+                        }
+                        other => panic!("DOUBLE statistics expected, got {other:?}"),
+                    }
+                }
+                match options.float_encoding {
+                    FloatEncoding::ByteStreamSplit => {
+                        assert!(has(1 + wide, Encoding::BYTE_STREAM_SPLIT))
+                    }
+                    FloatEncoding::Dictionary => assert!(has(1 + wide, Encoding::RLE_DICTIONARY)),
+                    FloatEncoding::Plain => assert!(has(1 + wide, Encoding::PLAIN)),
+                }
+            }
         }
     }
 }
