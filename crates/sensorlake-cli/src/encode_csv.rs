@@ -1,5 +1,7 @@
-//! `sensorlake encode`: a CSV file → one Parquet file, or one file per N rows under a
-//! directory at the object keys the uploader would use.
+//! `sensorlake encode`: a CSV file → one Parquet file, or files under a directory at
+//! the object keys the uploader would use: one per N rows (Hive layout), or per
+//! clock-aligned 15-minute window as the OpenSensor preset cuts them in `demo` and the
+//! agent (the same [`sensorlake::opensensor::batch_config`]).
 //!
 //! The whole CSV is parsed before anything is written, and every file is written to a
 //! temporary name, synced, then renamed: an error leaves nothing half-written.
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sensorlake::batch::{Batch, BatchConfig, Batcher};
 use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata};
-use sensorlake::key::{DeviceId, KeyTemplate};
+use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::schema::{ChannelType, Schema};
 
 use crate::fsutil::write_atomically;
@@ -20,12 +22,14 @@ use crate::fsutil::write_atomically;
 pub enum Output {
     /// All rows in one file.
     File(PathBuf),
-    /// One file per `rows_per_file` rows, at `dir/<object key>`.
+    /// Files at `dir/<object key>`, cut as the layout's batches are.
     Dir {
         /// The directory.
         dir: PathBuf,
-        /// Rows per file (files are also cut at UTC hour boundaries).
-        rows_per_file: usize,
+        /// Rows per file (files are also cut at UTC hour boundaries); required for the
+        /// Hive layout, a size limit for the OpenSensor one (default
+        /// [`sensorlake::opensensor::MAX_ROWS`]), whose files are cut at its windows.
+        rows_per_file: Option<usize>,
     },
 }
 
@@ -95,6 +99,9 @@ pub fn parse_types(text: &str) -> Result<Vec<(String, ChannelType)>> {
 /// Runs the job; returns the files written.
 pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
     let source = job.input.display().to_string();
+    if let Output::File(output) = &job.output {
+        check_not_input(&job.input, output)?;
+    }
     let text =
         std::fs::read_to_string(&job.input).with_context(|| format!("cannot read {source}"))?;
     let schema =
@@ -121,7 +128,10 @@ pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
                     .map_err(|e| anyhow::anyhow!("{source}: {e}"))?,
             ]
         }
-        Output::Dir { rows_per_file, .. } => batch_rows(&schema, &rows, *rows_per_file, &source)?,
+        Output::Dir { rows_per_file, .. } => {
+            let config = batch_config(job.template.layout(), *rows_per_file)?;
+            batch_rows(&schema, &rows, config, &source)?
+        }
     };
     let mut encoder = Encoder::new(schema, job.options)?;
     let mut written = Vec::with_capacity(batches.len());
@@ -146,18 +156,69 @@ pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
     Ok(written)
 }
 
+/// How rows are cut into files under `--output-dir`: the OpenSensor preset's windows
+/// (as `demo` and the agent cut them), or every `rows_per_file` rows.
+fn batch_config(layout: Layout, rows_per_file: Option<usize>) -> Result<BatchConfig> {
+    if rows_per_file == Some(0) {
+        bail!("--rows-per-file must be at least 1");
+    }
+    let config = match (layout, rows_per_file) {
+        (Layout::OpenSensor, rows) => {
+            let preset = sensorlake::opensensor::batch_config();
+            BatchConfig {
+                max_rows: rows.unwrap_or(preset.max_rows),
+                ..preset
+            }
+        }
+        (Layout::Hive, Some(rows)) => BatchConfig {
+            max_rows: rows,
+            max_age: None,
+            window: None,
+            ..BatchConfig::default()
+        },
+        (Layout::Hive, None) => {
+            bail!("--output-dir with the hive layout needs --rows-per-file N")
+        }
+    };
+    // Every closed batch is taken at once: nothing waits.
+    Ok(BatchConfig {
+        max_pending: usize::MAX,
+        ..config
+    })
+}
+
+/// Refuses an output that is the input under another name (`./x.csv`, a symlink, a
+/// hard link): writing it would replace the CSV.
+fn check_not_input(input: &Path, output: &Path) -> Result<()> {
+    let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output)) else {
+        return Ok(()); // an output that does not exist yet is not the input
+    };
+    #[cfg(unix)]
+    let same = {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    };
+    #[cfg(not(unix))]
+    let same = {
+        let _ = (a, b);
+        std::fs::canonicalize(input).ok() == std::fs::canonicalize(output).ok()
+    };
+    if same {
+        bail!(
+            "--output {} is the input file {}: refusing to replace the CSV",
+            output.display(),
+            input.display()
+        );
+    }
+    Ok(())
+}
+
 fn batch_rows(
     schema: &Arc<Schema>,
     rows: &[(i64, Vec<sensorlake::Value>)],
-    rows_per_file: usize,
+    config: BatchConfig,
     source: &str,
 ) -> Result<Vec<Batch>> {
-    let config = BatchConfig {
-        max_rows: rows_per_file,
-        max_age: None,
-        window: None,
-        max_pending: usize::MAX,
-    };
     let mut batcher = Batcher::new(schema.clone(), config)?;
     let mut batches = Vec::new();
     for (i, (ts, values)) in rows.iter().enumerate() {

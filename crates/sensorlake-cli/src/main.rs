@@ -260,10 +260,12 @@ struct EncodeArgs {
     /// Write all rows to this one file.
     #[arg(long, conflicts_with_all = ["output_dir", "rows_per_file"], required_unless_present = "output_dir")]
     output: Option<PathBuf>,
-    /// Write one file per --rows-per-file rows under this directory, at their object keys.
-    #[arg(long, requires = "rows_per_file")]
+    /// Write files under this directory, at their object keys: one per --rows-per-file
+    /// rows, or with --layout opensensor one per clock-aligned 15-minute window.
+    #[arg(long)]
     output_dir: Option<PathBuf>,
-    /// Rows per file with --output-dir (files are also cut at UTC hour boundaries).
+    /// Rows per file with --output-dir (files are also cut at UTC hour boundaries);
+    /// required for the hive layout, a size limit (default 4096) for opensensor.
     #[arg(long)]
     rows_per_file: Option<usize>,
     /// Device id written into the files and keys: [A-Za-z0-9_-]{1,64}.
@@ -500,12 +502,11 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
 fn encode(args: EncodeArgs) -> Result<ExitCode> {
     let output = match (args.output, args.output_dir, args.rows_per_file) {
         (Some(file), None, None) => Output::File(file),
-        (None, Some(dir), Some(rows_per_file)) if rows_per_file > 0 => {
+        (None, Some(dir), rows_per_file) => {
             encode_csv::check_output_dir(&dir)?;
             Output::Dir { dir, rows_per_file }
         }
-        (None, Some(_), _) => bail!("--rows-per-file must be at least 1"),
-        _ => bail!("give --output FILE, or --output-dir DIR with --rows-per-file N"),
+        _ => bail!("give --output FILE, or --output-dir DIR (with --rows-per-file N for the hive layout)"),
     };
     let preset = match args.layout {
         Layout::Hive => SchemaPreset::Default,

@@ -262,3 +262,179 @@ fn presign_reproduces_a_url_at_a_given_time() {
     );
     assert!(text(&with_file.stderr).contains("content-md5: "));
 }
+
+fn encode_to(csv: &Path, output: &Path) -> Output {
+    run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
+}
+
+fn decoded_rows(file: &Path) -> Vec<Vec<sensorlake::Value>> {
+    let bytes = std::fs::read(file).unwrap();
+    let decoded = sensorlake::decode::decode(bytes.into()).unwrap();
+    let mut rows = Vec::new();
+    decoded
+        .batch
+        .for_each_row(|_, values| rows.push(values.to_vec()));
+    rows
+}
+
+#[test]
+fn encode_stores_every_value_exactly_or_refuses_it_with_its_position() {
+    use sensorlake::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    let output = dir.path().join("out.parquet");
+    // f32 would store 16777217 as 16777216 and 1e39 as infinity (null): f64 holds both.
+    std::fs::write(
+        &csv,
+        "timestamp,i,x\n2024-03-01T08:00:00Z,16777217,1.5\n2024-03-01T08:00:01Z,16777219,16777217\n2024-03-01T08:00:02Z,3,1e39\n2024-03-01T08:00:03Z,4,\n",
+    )
+    .unwrap();
+    let out = encode_to(&csv, &output);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        decoded_rows(&output),
+        [
+            [Value::Int(16777217), Value::F64(1.5)],
+            [Value::Int(16777219), Value::F64(16777217.0)],
+            [Value::Int(3), Value::F64(1e39)],
+            [Value::Int(4), Value::Null],
+        ]
+    );
+    let inspect = run(&["inspect", "--json", output.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(report[0]["columns"][2]["physical_type"], "DOUBLE", "{report}");
+    let ddl = run(&["ddl", "--bucket", "lake", "--file", output.to_str().unwrap()]);
+    assert!(text(&ddl.stdout).contains("`x` double"), "{}", text(&ddl.stdout));
+
+    // What no type holds is refused with file:line:column, and nothing is written.
+    std::fs::remove_file(&output).unwrap();
+    let huge = "9".repeat(50_000_000);
+    for (line, message) in [
+        ("99999999999999999999,", "line 3, column 2: 99999999999999999999 is out of range"),
+        (huge.as_str(), "is out of range"),
+        ("1e-400", "line 3, column 2: 1e-400 underflows to 0"),
+        ("-1e400", "line 3, column 2: -1e400 is out of range for f64"),
+    ] {
+        let cell = line.trim_end_matches(',');
+        std::fs::write(&csv, format!("timestamp,a\n1709280000000000,1\n1709280000000001,{cell}\n"))
+            .unwrap();
+        let out = encode_to(&csv, &output);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains(message), "{}", &err[..err.len().min(300)]);
+        assert!(err.contains("in.csv:line 3, column 2"), "{}", &err[..err.len().min(300)]);
+        assert!(err.len() < 500, "a short message, not the cell");
+        assert!(!output.exists());
+    }
+    // Row-level errors name the line.
+    for (rows, message) in [
+        ("1709280000000000,NaN\n", "line 2, column 2: non-finite value NaN in a channel that is not nullable"),
+        ("-1,1\n", "line 2, column 1: timestamp -1 µs is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z"),
+        ("--5,1\n", "line 2, column 1: timestamp \"--5\" is neither RFC 3339"),
+        ("9999-12-31T23:59:59.999999Z,1\n253402300799999999,2\n", ""),
+        ("2024-03-01T08:00:00+24:00,1\n", "line 2, column 1: timestamp \"2024-03-01T08:00:00+24:00\": offset +24:00"),
+        ("2016-12-31T23:59:60Z,1\n", "line 2, column 1: timestamp \"2016-12-31T23:59:60Z\": second 60"),
+        ("1709280000000000,\"2\" \n", ""),
+    ] {
+        std::fs::write(&csv, format!("timestamp,a\n{rows}")).unwrap();
+        let out = encode_to(&csv, &output);
+        if message.is_empty() {
+            assert!(out.status.success(), "{rows}: {}", text(&out.stderr));
+            std::fs::remove_file(&output).unwrap();
+        } else {
+            assert!(!out.status.success(), "{rows}");
+            assert!(text(&out.stderr).contains(message), "{rows}: {}", text(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn encode_refuses_to_overwrite_its_input_by_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("x.csv");
+    let body = "timestamp,a\n1709280000000000,1\n";
+    std::fs::write(&csv, body).unwrap();
+    std::os::unix::fs::symlink(&csv, dir.path().join("link.csv")).unwrap();
+    std::fs::hard_link(&csv, dir.path().join("hard.csv")).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let absolute = csv.to_str().unwrap().to_string();
+    for output in ["./x.csv", "sub/../x.csv", &absolute, "link.csv", "hard.csv"] {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["encode", "--input", "x.csv", "--output", output])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{output}");
+        assert!(
+            text(&out.stderr).contains("is the input file"),
+            "{output}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), body, "{output}");
+    }
+    // Another file is fine.
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["encode", "--input", "x.csv", "--output", "x.parquet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn encode_opensensor_cuts_the_presets_windows_named_by_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("station.csv");
+    // 1800 rows at 1 s from 08:05:00.
+    let mut body = String::from("timestamp,temperature\n");
+    for i in 0..1800i64 {
+        body.push_str(&format!("{},{}\n", 1_709_280_300_000_000 + i * 1_000_000, i % 40));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let out_dir = dir.path().join("lake");
+    let out = run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--layout",
+        "opensensor",
+        "--device-id",
+        "st-1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let day = out_dir.join("station=st-1/year=2024/month=03/day=01");
+    let mut names: Vec<(String, usize)> = parquet_files(&day)
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            (name, decoded_rows(f).len())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    // 08:05–08:15 began mid-window and 08:30–08:35 was cut by the end of the input:
+    // hashed names, as the agent gives them; 08:15–08:30 is whole: the plain name.
+    assert!(names[0].0.starts_with("data_0815_"), "{names:?}");
+    assert_eq!(names[0].1, 600);
+    assert_eq!(names[1], ("data_0830.parquet".to_string(), 900));
+    assert!(names[2].0.starts_with("data_0845_"), "{names:?}");
+    assert_eq!(names[2].1, 300);
+    // The hive layout still needs a file size.
+    let out = run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output-dir",
+        dir.path().join("hive").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--rows-per-file"), "{}", text(&out.stderr));
+}
