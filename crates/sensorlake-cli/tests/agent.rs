@@ -487,3 +487,89 @@ fn a_bad_configuration_is_a_clear_error() {
     .unwrap();
     assert!(text(&out.stderr).contains("/nonexistent/sensorlake.toml"));
 }
+
+/// 12,000 rows whose column `a` holds integers beyond f32's mantissa, `1.5` at line
+/// 11,000 and `b` an empty cell at line 11,500.
+fn write_wide_csv(path: &Path) -> Vec<(i64, Vec<sensorlake::batch::Value>)> {
+    use sensorlake::batch::Value;
+    let mut text = String::from("timestamp,a,b\n");
+    let mut rows = Vec::new();
+    for i in 0..12_000i64 {
+        let ts = START_US + i * 1_000_000;
+        let (a, a_value) = if i == 10_998 {
+            ("1.5".to_string(), Value::F64(1.5))
+        } else {
+            ((16_777_217 + i).to_string(), Value::F64((16_777_217 + i) as f64))
+        };
+        let (b, b_value) = if i == 11_498 {
+            (String::new(), Value::Null)
+        } else {
+            (i.to_string(), Value::Int(i))
+        };
+        text.push_str(&format!("{ts},{a},{b}\n"));
+        rows.push((ts, vec![a_value, b_value]));
+    }
+    std::fs::write(path, text).unwrap();
+    rows
+}
+
+fn csv_source(extra: &str) -> String {
+    format!("[source]\nkind = \"csv\"\npath = \"r.csv\"\nrate_hz = 0\n{extra}")
+}
+
+#[test]
+fn the_csv_source_infers_from_the_whole_file_and_stores_every_row_exactly() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_wide_csv(&dir.path().join("r.csv"));
+    let config = write_config(dir.path(), &lake.server.endpoint(), &csv_source(""), "");
+    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let c = compare("gw-1", &expected, &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 12_000, "{c}");
+    assert_eq!(status(dir.path())["rows_skipped"], 0);
+}
+
+#[test]
+fn a_csv_row_that_cannot_be_stored_stops_the_agent_or_is_skipped_loudly() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    let mut expected = write_wide_csv(&csv);
+    // Line 12,002: not a number.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+    writeln!(f, "{},garbage,1", START_US + 12_000_000_000).unwrap();
+    writeln!(f, "{},7,7", START_US + 12_001_000_000).unwrap();
+    drop(f);
+    expected.push((
+        START_US + 12_001_000_000,
+        vec![
+            sensorlake::batch::Value::F64(7.0),
+            sensorlake::batch::Value::Int(7),
+        ],
+    ));
+    let config = write_config(dir.path(), &lake.server.endpoint(), &csv_source(""), "");
+    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("r.csv:line 12002, column 2"), "{err}");
+    assert!(err.contains("on_bad_row"), "{err}");
+
+    // Opt-in skipping: every other row is stored, the skip is counted, and
+    // --until-drained fails because a row is missing.
+    let config = write_config(
+        dir.path(),
+        &lake.server.endpoint(),
+        &csv_source("on_bad_row = \"skip\""),
+        "",
+    );
+    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("skipping a row") && err.contains("line 12002"), "{err}");
+    assert!(err.contains("1 source rows were skipped"), "{err}");
+    assert!(err.contains("skipped 1)"), "the status line counts it: {err}");
+    assert_eq!(status(dir.path())["rows_skipped"], 1);
+    let c = compare("gw-1", &expected, &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 12_001, "{c}");
+}

@@ -112,6 +112,7 @@ pub fn value_bits(v: &Value) -> (u8, u64) {
         Value::Null => (0, 0),
         Value::F32(f) => (1, u64::from(f.to_bits())),
         Value::Int(i) => (2, *i as u64),
+        Value::F64(f) => (3, f.to_bits()),
     }
 }
 
