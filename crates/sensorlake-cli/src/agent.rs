@@ -368,15 +368,13 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
             *rate_hz,
             resume,
         )),
-        SourceConfig::Csv { path, rate_hz } => {
-            Box::new(CsvSource::open(
-                path,
-                &schema,
-                *rate_hz,
-                resume,
-                config.on_bad_row,
-            )?)
-        }
+        SourceConfig::Csv { path, rate_hz } => Box::new(CsvSource::open(
+            path,
+            &schema,
+            *rate_hz,
+            resume,
+            config.on_bad_row,
+        )?),
         SourceConfig::Stdin => {
             let (header, lines) = stdin.expect("read above");
             Box::new(StdinSource::new(
@@ -609,7 +607,8 @@ fn source_loop(
                     match pushed {
                         Ok(()) => break,
                         Err(RecordError::Rejected(e)) => {
-                            let origin = source.origin().map_or(String::new(), |o| format!(" ({o})"));
+                            let origin =
+                                source.origin().map_or(String::new(), |o| format!(" ({o})"));
                             tracing::warn!("row at {ts_us} µs{origin} rejected: {e}");
                             break;
                         }

@@ -506,7 +506,9 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
             encode_csv::check_output_dir(&dir)?;
             Output::Dir { dir, rows_per_file }
         }
-        _ => bail!("give --output FILE, or --output-dir DIR (with --rows-per-file N for the hive layout)"),
+        _ => bail!(
+            "give --output FILE, or --output-dir DIR (with --rows-per-file N for the hive layout)"
+        ),
     };
     let preset = match args.layout {
         Layout::Hive => SchemaPreset::Default,

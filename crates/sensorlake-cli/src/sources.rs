@@ -518,8 +518,7 @@ mod tests {
         assert_eq!(rest, all[4..]);
         let (none, _) = rows(Some(all[10].1));
         assert!(none.is_empty());
-        let err =
-            CsvSource::open(&path, &schema, None, Some(10_000), OnBadRow::Skip).unwrap_err();
+        let err = CsvSource::open(&path, &schema, None, Some(10_000), OnBadRow::Skip).unwrap_err();
         assert!(err.to_string().contains("was the file replaced"), "{err}");
     }
 
@@ -543,7 +542,11 @@ mod tests {
             } else {
                 (16_777_217 + i).to_string()
             };
-            let b = if i == 11_498 { String::new() } else { i.to_string() };
+            let b = if i == 11_498 {
+                String::new()
+            } else {
+                i.to_string()
+            };
             writeln!(f, "{},{a},{b}", 1_709_280_000_000_000 + i).unwrap();
         }
         drop(f);
@@ -563,7 +566,10 @@ mod tests {
         assert_eq!(source.skipped(), 0);
 
         // A line that cannot be stored stops at inference, naming file:line:column…
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(f, "1709280000012000,garbage,1").unwrap();
         drop(f);
         let err = csv_channels(&path, OnBadRow::Stop).unwrap_err().to_string();

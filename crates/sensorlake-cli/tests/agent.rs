@@ -499,7 +499,10 @@ fn write_wide_csv(path: &Path) -> Vec<(i64, Vec<sensorlake::batch::Value>)> {
         let (a, a_value) = if i == 10_998 {
             ("1.5".to_string(), Value::F64(1.5))
         } else {
-            ((16_777_217 + i).to_string(), Value::F64((16_777_217 + i) as f64))
+            (
+                (16_777_217 + i).to_string(),
+                Value::F64((16_777_217 + i) as f64),
+            )
         };
         let (b, b_value) = if i == 11_498 {
             (String::new(), Value::Null)
@@ -523,7 +526,12 @@ fn the_csv_source_infers_from_the_whole_file_and_stores_every_row_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let expected = write_wide_csv(&dir.path().join("r.csv"));
     let config = write_config(dir.path(), &lake.server.endpoint(), &csv_source(""), "");
-    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = compare("gw-1", &expected, &lake.rows("raw/"));
     assert!(c.is_exact() && c.in_s3 == 12_000, "{c}");
@@ -549,7 +557,12 @@ fn a_csv_row_that_cannot_be_stored_stops_the_agent_or_is_skipped_loudly() {
         ],
     ));
     let config = write_config(dir.path(), &lake.server.endpoint(), &csv_source(""), "");
-    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("r.csv:line 12002, column 2"), "{err}");
@@ -563,12 +576,23 @@ fn a_csv_row_that_cannot_be_stored_stops_the_agent_or_is_skipped_loudly() {
         &csv_source("on_bad_row = \"skip\""),
         "",
     );
-    let out = run(&["run", "--config", config.to_str().unwrap(), "--until-drained"]);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
     assert!(!out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("skipping a row") && err.contains("line 12002"), "{err}");
+    assert!(
+        err.contains("skipping a row") && err.contains("line 12002"),
+        "{err}"
+    );
     assert!(err.contains("1 source rows were skipped"), "{err}");
-    assert!(err.contains("skipped 1)"), "the status line counts it: {err}");
+    assert!(
+        err.contains("skipped 1)"),
+        "the status line counts it: {err}"
+    );
     assert_eq!(status(dir.path())["rows_skipped"], 1);
     let c = compare("gw-1", &expected, &lake.rows("raw/"));
     assert!(c.is_exact() && c.in_s3 == 12_001, "{c}");

@@ -308,38 +308,76 @@ fn encode_stores_every_value_exactly_or_refuses_it_with_its_position() {
     );
     let inspect = run(&["inspect", "--json", output.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(report[0]["columns"][2]["physical_type"], "DOUBLE", "{report}");
-    let ddl = run(&["ddl", "--bucket", "lake", "--file", output.to_str().unwrap()]);
-    assert!(text(&ddl.stdout).contains("`x` double"), "{}", text(&ddl.stdout));
+    assert_eq!(
+        report[0]["columns"][2]["physical_type"], "DOUBLE",
+        "{report}"
+    );
+    let ddl = run(&[
+        "ddl",
+        "--bucket",
+        "lake",
+        "--file",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&ddl.stdout).contains("`x` double"),
+        "{}",
+        text(&ddl.stdout)
+    );
 
     // What no type holds is refused with file:line:column, and nothing is written.
     std::fs::remove_file(&output).unwrap();
     let huge = "9".repeat(50_000_000);
     for (line, message) in [
-        ("99999999999999999999,", "line 3, column 2: 99999999999999999999 is out of range"),
+        (
+            "99999999999999999999,",
+            "line 3, column 2: 99999999999999999999 is out of range",
+        ),
         (huge.as_str(), "is out of range"),
         ("1e-400", "line 3, column 2: 1e-400 underflows to 0"),
         ("-1e400", "line 3, column 2: -1e400 is out of range for f64"),
     ] {
         let cell = line.trim_end_matches(',');
-        std::fs::write(&csv, format!("timestamp,a\n1709280000000000,1\n1709280000000001,{cell}\n"))
-            .unwrap();
+        std::fs::write(
+            &csv,
+            format!("timestamp,a\n1709280000000000,1\n1709280000000001,{cell}\n"),
+        )
+        .unwrap();
         let out = encode_to(&csv, &output);
         assert!(!out.status.success());
         let err = text(&out.stderr);
         assert!(err.contains(message), "{}", &err[..err.len().min(300)]);
-        assert!(err.contains("in.csv:line 3, column 2"), "{}", &err[..err.len().min(300)]);
+        assert!(
+            err.contains("in.csv:line 3, column 2"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
         assert!(err.len() < 500, "a short message, not the cell");
         assert!(!output.exists());
     }
     // Row-level errors name the line.
     for (rows, message) in [
-        ("1709280000000000,NaN\n", "line 2, column 2: non-finite value NaN in a channel that is not nullable"),
-        ("-1,1\n", "line 2, column 1: timestamp -1 µs is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z"),
-        ("--5,1\n", "line 2, column 1: timestamp \"--5\" is neither RFC 3339"),
+        (
+            "1709280000000000,NaN\n",
+            "line 2, column 2: non-finite value NaN in a channel that is not nullable",
+        ),
+        (
+            "-1,1\n",
+            "line 2, column 1: timestamp -1 µs is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z",
+        ),
+        (
+            "--5,1\n",
+            "line 2, column 1: timestamp \"--5\" is neither RFC 3339",
+        ),
         ("9999-12-31T23:59:59.999999Z,1\n253402300799999999,2\n", ""),
-        ("2024-03-01T08:00:00+24:00,1\n", "line 2, column 1: timestamp \"2024-03-01T08:00:00+24:00\": offset +24:00"),
-        ("2016-12-31T23:59:60Z,1\n", "line 2, column 1: timestamp \"2016-12-31T23:59:60Z\": second 60"),
+        (
+            "2024-03-01T08:00:00+24:00,1\n",
+            "line 2, column 1: timestamp \"2024-03-01T08:00:00+24:00\": offset +24:00",
+        ),
+        (
+            "2016-12-31T23:59:60Z,1\n",
+            "line 2, column 1: timestamp \"2016-12-31T23:59:60Z\": second 60",
+        ),
         ("1709280000000000,\"2\" \n", ""),
     ] {
         std::fs::write(&csv, format!("timestamp,a\n{rows}")).unwrap();
@@ -349,7 +387,11 @@ fn encode_stores_every_value_exactly_or_refuses_it_with_its_position() {
             std::fs::remove_file(&output).unwrap();
         } else {
             assert!(!out.status.success(), "{rows}");
-            assert!(text(&out.stderr).contains(message), "{rows}: {}", text(&out.stderr));
+            assert!(
+                text(&out.stderr).contains(message),
+                "{rows}: {}",
+                text(&out.stderr)
+            );
         }
     }
 }
@@ -394,7 +436,11 @@ fn encode_opensensor_cuts_the_presets_windows_named_by_their_end() {
     // 1800 rows at 1 s from 08:05:00.
     let mut body = String::from("timestamp,temperature\n");
     for i in 0..1800i64 {
-        body.push_str(&format!("{},{}\n", 1_709_280_300_000_000 + i * 1_000_000, i % 40));
+        body.push_str(&format!(
+            "{},{}\n",
+            1_709_280_300_000_000 + i * 1_000_000,
+            i % 40
+        ));
     }
     std::fs::write(&csv, body).unwrap();
     let out_dir = dir.path().join("lake");
@@ -436,5 +482,9 @@ fn encode_opensensor_cuts_the_presets_windows_named_by_their_end() {
         dir.path().join("hive").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--rows-per-file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--rows-per-file"),
+        "{}",
+        text(&out.stderr)
+    );
 }

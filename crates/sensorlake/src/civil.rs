@@ -114,9 +114,10 @@ pub fn out_of_range(what: &str) -> String {
 
 fn digits(bytes: &[u8], at: usize, n: usize) -> Option<i64> {
     let part = bytes.get(at..at + n)?;
-    part.iter()
-        .all(u8::is_ascii_digit)
-        .then(|| part.iter().fold(0, |acc, &b| acc * 10 + i64::from(b - b'0')))
+    part.iter().all(u8::is_ascii_digit).then(|| {
+        part.iter()
+            .fold(0, |acc, &b| acc * 10 + i64::from(b - b'0'))
+    })
 }
 
 /// Parses an RFC 3339 timestamp (`2024-03-01T08:00:00.1Z`, `… 08:00:00+01:00`; `t` or
@@ -266,15 +267,7 @@ mod tests {
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .datetime();
             assert_eq!(
-                (
-                    t.year,
-                    t.month,
-                    t.day,
-                    t.hour,
-                    t.minute,
-                    t.second,
-                    t.micros
-                ),
+                (t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros),
                 (
                     i64::from(j.year()),
                     j.month() as u8,
@@ -296,7 +289,9 @@ mod tests {
         // Beyond jiff's range: the last day of 9999.
         let end = Utc::of(MAX_TS_US);
         assert_eq!(
-            (end.year, end.month, end.day, end.hour, end.minute, end.second),
+            (
+                end.year, end.month, end.day, end.hour, end.minute, end.second
+            ),
             (9999, 12, 31, 23, 59, 59)
         );
         assert_eq!(end.micros, 999_999);
@@ -320,7 +315,10 @@ mod tests {
             parse_rfc3339("2024-03-01 08:00:00.100000000z"),
             Ok(1_709_280_000_100_000)
         );
-        assert_eq!(parse_rfc3339("2024-03-01T08:00Z"), Ok(1_709_280_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2024-03-01T08:00Z"),
+            Ok(1_709_280_000_000_000)
+        );
         assert_eq!(
             parse_rfc3339("2024-02-29T00:00:00+0000"),
             Ok(days_from_civil(2024, 2, 29) * DAY_US)

@@ -291,7 +291,9 @@ fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
         return Err(Misfit::Underflow);
     }
     let (lo, hi) = F::SAFE_MAGNITUDES;
-    if dec.digits.len() <= F::SAFE_DIGITS && (dec.digits.is_empty() || (lo..=hi).contains(&dec.magnitude())) {
+    if dec.digits.len() <= F::SAFE_DIGITS
+        && (dec.digits.is_empty() || (lo..=hi).contains(&dec.magnitude()))
+    {
         return Ok(value);
     }
     let shortest = Decimal::parse(&format!("{value:e}")).ok_or(Misfit::Inexact)?;
@@ -530,9 +532,15 @@ impl Default for ColumnGuess {
 enum CellKind {
     Empty,
     /// An integer within i64; whether f32 and f64 hold it exactly.
-    Int { wide: bool, f32: bool, f64: bool },
+    Int {
+        wide: bool,
+        f32: bool,
+        f64: bool,
+    },
     /// A non-finite word or a number beyond i64 or with a fraction (f64 holds it).
-    Float { f32: bool },
+    Float {
+        f32: bool,
+    },
 }
 
 fn classify(cell: &str) -> Result<CellKind, String> {
@@ -555,7 +563,10 @@ fn classify(cell: &str) -> Result<CellKind, String> {
     // A fraction, an exponent or an integer beyond i64: f64 must hold it.
     exact_float::<f64>(cell, &dec).map_err(|m| {
         if dec.integer {
-            format!("{} is out of range (beyond i64, not exact in f64)", cut(cell))
+            format!(
+                "{} is out of range (beyond i64, not exact in f64)",
+                cut(cell)
+            )
         } else {
             misfit_message(cell, ChannelType::F64, m)
         }
@@ -799,7 +810,10 @@ mod tests {
         // Integers beyond f32's 24-bit mantissa stay integers.
         let text = "timestamp,a\n1,16777217\n2,16777219\n";
         assert_eq!(types_of(text), [ChannelType::I32]);
-        assert_eq!(read_back(text), [[Value::Int(16777217)], [Value::Int(16777219)]]);
+        assert_eq!(
+            read_back(text),
+            [[Value::Int(16777217)], [Value::Int(16777219)]]
+        );
         // A float column that f32 cannot hold becomes f64.
         let text = "timestamp,a,b,c\n1,1.5,1e39,0.1234567891\n2,16777217,-1e39,21.30\n3,2,3.4028236e38,1e-50\n";
         assert_eq!(types_of(text), [ChannelType::F64; 3]);
@@ -865,7 +879,8 @@ mod tests {
 
     #[test]
     fn a_declared_type_that_cannot_hold_a_value_refuses_it() {
-        let schema = Schema::new(vec![Channel::f32("a"), Channel::new("b", ChannelType::I16)]).unwrap();
+        let schema =
+            Schema::new(vec![Channel::f32("a"), Channel::new("b", ChannelType::I16)]).unwrap();
         let err = |row: &str| read_rows(&format!("timestamp,a,b\n{row}\n"), &schema).unwrap_err();
         let e = err("1,16777217,1");
         assert_eq!((e.line, e.column), (2, Some(2)));
@@ -873,9 +888,16 @@ mod tests {
         assert!(err("1,1e39,1").message.contains("out of range for f32"));
         assert!(err("1,1e-50,1").message.contains("underflows to 0 in f32"));
         let e = err("1,1,40000");
-        assert_eq!(e.to_string(), "line 2, column 3: 40000 does not fit in i16 (column \"b\")");
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 3: 40000 does not fit in i16 (column \"b\")"
+        );
         assert!(err("1,1,1.5").message.contains("is not an integer"));
-        assert!(err("1,1,99999999999999999999").message.contains("out of range for i64"));
+        assert!(
+            err("1,1,99999999999999999999")
+                .message
+                .contains("out of range for i64")
+        );
     }
 
     #[test]
@@ -920,12 +942,28 @@ mod tests {
         assert_eq!(parse_timestamp("9999-12-31T23:59:59.999999Z"), Ok(max));
         assert_eq!(parse_timestamp("0"), Ok(0));
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Ok(0));
-        assert!(parse_timestamp(&(max + 1).to_string()).unwrap_err().contains("outside"));
+        assert!(
+            parse_timestamp(&(max + 1).to_string())
+                .unwrap_err()
+                .contains("outside")
+        );
         assert!(parse_timestamp("10000-01-01T00:00:00Z").is_err());
         assert!(parse_timestamp("-1").unwrap_err().contains("outside"));
-        assert!(parse_timestamp("1969-12-31T23:59:59.999999Z").unwrap_err().contains("outside"));
-        assert!(parse_timestamp("2024-03-01T08:00:00+24:00").unwrap_err().contains("offset"));
-        assert!(parse_timestamp("2016-12-31T23:59:60Z").unwrap_err().contains("leap second"));
+        assert!(
+            parse_timestamp("1969-12-31T23:59:59.999999Z")
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_timestamp("2024-03-01T08:00:00+24:00")
+                .unwrap_err()
+                .contains("offset")
+        );
+        assert!(
+            parse_timestamp("2016-12-31T23:59:60Z")
+                .unwrap_err()
+                .contains("leap second")
+        );
     }
 
     #[test]

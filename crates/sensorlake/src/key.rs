@@ -151,7 +151,6 @@ fn valid_prefix(prefix: &str) -> bool {
             }))
 }
 
-
 impl KeyTemplate {
     /// A template; `prefix` may be empty (keys then start at the first partition).
     pub fn new(layout: Layout, prefix: &str) -> Result<Self, KeyError> {
@@ -761,7 +760,10 @@ mod tests {
         for (ts, dir) in [
             (0, "device_id=d/dt=1970-01-01/hour=00/"),
             (max, "device_id=d/dt=9999-12-31/hour=23/"),
-            (max - 26 * 3_600_000_000, "device_id=d/dt=9999-12-30/hour=21/"),
+            (
+                max - 26 * 3_600_000_000,
+                "device_id=d/dt=9999-12-30/hour=21/",
+            ),
         ] {
             let key = hive.render(&id, &batch(&[(ts, 1.0, None)])).unwrap();
             assert!(key.starts_with(dir), "{key}");
