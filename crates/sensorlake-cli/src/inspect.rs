@@ -60,6 +60,17 @@ pub struct FileReport {
     pub key_value_metadata: Vec<(String, String)>,
 }
 
+/// A float in its shortest round-trip form, in scientific notation when plain digits
+/// would run long (`1.7976931348623157e308`, not 309 digits).
+fn float_text<F: std::fmt::Display + std::fmt::LowerExp>(v: F) -> String {
+    let plain = v.to_string();
+    if plain.len() > 24 {
+        format!("{v:e}")
+    } else {
+        plain
+    }
+}
+
 fn stat_text(stats: &Statistics) -> (Option<String>, Option<String>) {
     fn pair<T: ToString>(min: Option<&T>, max: Option<&T>) -> (Option<String>, Option<String>) {
         (min.map(T::to_string), max.map(T::to_string))
@@ -67,8 +78,14 @@ fn stat_text(stats: &Statistics) -> (Option<String>, Option<String>) {
     match stats {
         Statistics::Int32(s) => pair(s.min_opt(), s.max_opt()),
         Statistics::Int64(s) => pair(s.min_opt(), s.max_opt()),
-        Statistics::Float(s) => pair(s.min_opt(), s.max_opt()),
-        Statistics::Double(s) => pair(s.min_opt(), s.max_opt()),
+        Statistics::Float(s) => (
+            s.min_opt().map(|&v| float_text(v)),
+            s.max_opt().map(|&v| float_text(v)),
+        ),
+        Statistics::Double(s) => (
+            s.min_opt().map(|&v| float_text(v)),
+            s.max_opt().map(|&v| float_text(v)),
+        ),
         Statistics::Boolean(s) => pair(s.min_opt(), s.max_opt()),
         Statistics::ByteArray(s) => (
             s.min_opt()
@@ -224,4 +241,18 @@ pub fn render_text(report: &FileReport) -> String {
         let _ = writeln!(out, "  {k} = {v}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::float_text;
+
+    #[test]
+    fn float_statistics_print_short() {
+        assert_eq!(float_text(21.3f32), "21.3");
+        assert_eq!(float_text(-0.5f64), "-0.5");
+        assert_eq!(float_text(f64::MAX), "1.7976931348623157e308");
+        assert_eq!(float_text(-5e-324f64), "-5e-324");
+        assert_eq!(float_text(3.4028235e38f32), "3.4028235e38");
+    }
 }
