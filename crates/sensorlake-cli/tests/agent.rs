@@ -597,3 +597,37 @@ fn a_csv_row_that_cannot_be_stored_stops_the_agent_or_is_skipped_loudly() {
     let c = compare("gw-1", &expected, &lake.rows("raw/"));
     assert!(c.is_exact() && c.in_s3 == 12_001, "{c}");
 }
+
+#[test]
+fn a_stdin_value_its_channel_cannot_hold_stops_the_agent_with_its_line() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &lake.server.endpoint(),
+        "[source]\nkind = \"stdin\"",
+        "",
+    );
+    let mut child = command(
+        &["run", "--config", config.to_str().unwrap(), "--until-drained"],
+        SECRET_KEY,
+    )
+    .stdin(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // stdin channels are f32: 16777217 would be stored as 16777216.
+    write!(
+        child.stdin.take().unwrap(),
+        "timestamp,a\n{START_US},1.5\n{},16777217\n",
+        START_US + 1
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("stdin:line 3, column 2: 16777217 cannot be stored exactly in f32"),
+        "{err}"
+    );
+}

@@ -408,4 +408,27 @@ mod tests {
         assert_eq!(parse_segment(&flipped, &tag, 2).unwrap().len(), 1);
         assert!(parse_segment(&bytes, &[0; 8], 2).is_err());
     }
+
+    #[test]
+    fn f64_values_round_trip_bit_exact() {
+        let schema = Arc::new(Schema::new(vec![Channel::new("w", ChannelType::F64)]).unwrap());
+        let tag = schema_tag(&schema);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&tag);
+        let mut record = Vec::new();
+        let values = [16_777_217.0, -0.0, 5e-324, f64::MAX, 0.1234567891];
+        for (i, v) in values.iter().enumerate() {
+            encode_record(&mut record, i as u64, i as i64, &[Value::F64(*v)]);
+            bytes.extend_from_slice(&record);
+        }
+        let parsed = parse_segment(&bytes, &tag, 1).unwrap();
+        let bits: Vec<u64> = parsed
+            .iter()
+            .map(|r| match r.values[0] {
+                Value::F64(v) => v.to_bits(),
+                ref other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(bits, values.map(f64::to_bits));
+    }
 }
