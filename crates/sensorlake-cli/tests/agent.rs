@@ -609,7 +609,12 @@ fn a_stdin_value_its_channel_cannot_hold_stops_the_agent_with_its_line() {
         "",
     );
     let mut child = command(
-        &["run", "--config", config.to_str().unwrap(), "--until-drained"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--until-drained",
+        ],
         SECRET_KEY,
     )
     .stdin(Stdio::piped())

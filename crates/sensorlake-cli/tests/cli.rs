@@ -488,3 +488,38 @@ fn encode_opensensor_cuts_the_presets_windows_named_by_their_end() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn every_file_of_one_encode_has_the_columns_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    // Only the last row needs f64; the first files hold only f32-exact values.
+    let mut body = String::from("timestamp,x\n");
+    for i in 0..9i64 {
+        body.push_str(&format!("{},{}.5\n", 1_709_280_000_000_000 + i, i));
+    }
+    body.push_str("1709280000000009,0.1234567891\n");
+    std::fs::write(&csv, body).unwrap();
+    let out_dir = dir.path().join("lake");
+    let out = run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--rows-per-file",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files = parquet_files(&out_dir);
+    assert_eq!(files.len(), 4);
+    for file in &files {
+        let rows = decoded_rows(file);
+        assert!(
+            rows.iter()
+                .all(|r| matches!(r[0], sensorlake::Value::F64(_))),
+            "{}: {rows:?}",
+            file.display()
+        );
+    }
+}
