@@ -383,6 +383,8 @@ pub struct CsvHeader {
     columns: Vec<usize>,
     /// Type and nullability of each schema channel.
     types: Vec<(ChannelType, bool)>,
+    /// Microseconds per unit of the stored timestamp (1000 for milliseconds).
+    ts_unit_us: i64,
 }
 
 impl CsvHeader {
@@ -419,6 +421,7 @@ impl CsvHeader {
             names,
             columns,
             types: schema.channels.iter().map(|c| (c.ty, c.nullable)).collect(),
+            ts_unit_us: schema.ts_unit.micros(),
         })
     }
 
@@ -433,6 +436,16 @@ impl CsvHeader {
     ) -> Result<i64, CsvError> {
         let cells = split_cells(line, line_no, self.names.len() + 1)?;
         let ts = parse_timestamp(&cells[0]).map_err(|m| CsvError::at(line_no, Some(1), m))?;
+        if ts % self.ts_unit_us != 0 {
+            return Err(CsvError::at(
+                line_no,
+                Some(1),
+                format!(
+                    "timestamp {} is finer than the file's millisecond timestamp column (it would be cut)",
+                    shown(&cells[0])
+                ),
+            ));
+        }
         values.clear();
         for (&column, &(ty, nullable)) in self.columns.iter().zip(&self.types) {
             let value = parse_value(&cells[column], ty, nullable).map_err(|m| {
@@ -972,5 +985,16 @@ mod tests {
         assert!(split_line("1,\"2\" x").is_err());
         let rows = read_rows("timestamp,a,b\n1,\"2\" ,3\n", &schema()).unwrap();
         assert_eq!(rows[0].1, [Value::F32(2.0), Value::F32(3.0)]);
+    }
+
+    #[test]
+    fn a_millisecond_schema_refuses_finer_timestamps() {
+        let mut schema = schema();
+        schema.ts_unit = crate::schema::TimeUnit::Millis;
+        let rows = read_rows("timestamp,a,b\n2024-03-01T08:00:00.123Z,1,\n", &schema).unwrap();
+        assert_eq!(rows[0].0, 1_709_280_000_123_000);
+        let e = read_rows("timestamp,a,b\n1709280000123456,1,\n", &schema).unwrap_err();
+        assert_eq!((e.line, e.column), (2, Some(1)));
+        assert!(e.message.contains("finer than"), "{e}");
     }
 }
