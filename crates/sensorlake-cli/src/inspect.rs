@@ -117,12 +117,16 @@ fn timestamp_text(raw: &str, unit: &TimeUnit) -> String {
     let Ok(v) = raw.parse::<i64>() else {
         return raw.to_string();
     };
-    let ts = match unit {
-        TimeUnit::MILLIS => jiff::Timestamp::from_millisecond(v),
-        TimeUnit::MICROS => jiff::Timestamp::from_microsecond(v),
-        _ => jiff::Timestamp::from_nanosecond(v.into()),
+    let us = match unit {
+        TimeUnit::MILLIS => v.checked_mul(1000),
+        TimeUnit::MICROS => Some(v),
+        _ => Some(v.div_euclid(1000)),
     };
-    ts.map_or_else(|_| raw.to_string(), |t| t.to_string())
+    // The library's own calendar: the whole accepted range, to 9999-12-31T23:59:59.999999Z.
+    match us {
+        Some(us) if sensorlake::civil::in_range(us) => sensorlake::civil::format_rfc3339(us),
+        _ => raw.to_string(),
+    }
 }
 
 /// Reads `path` and describes it.
@@ -245,7 +249,23 @@ pub fn render_text(report: &FileReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::float_text;
+    use super::{float_text, timestamp_text};
+
+    #[test]
+    fn timestamps_print_across_the_whole_range() {
+        use parquet::basic::TimeUnit;
+        let micros = TimeUnit::MICROS;
+        let millis = TimeUnit::MILLIS;
+        assert_eq!(
+            timestamp_text("253402300799999999", &micros),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            timestamp_text("1709280000100", &millis),
+            "2024-03-01T08:00:00.1Z"
+        );
+        assert_eq!(timestamp_text("-1", &micros), "-1");
+    }
 
     #[test]
     fn float_statistics_print_short() {
