@@ -129,20 +129,24 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     civil::parse_rfc3339(text)
 }
 
-/// A cell's number as an exact decimal: (-1)^neg × digits × 10^exp, with `digits`
-/// (ASCII) free of leading and trailing zeros (empty for zero).
-#[derive(Debug, PartialEq, Eq)]
-struct Decimal {
+/// A cell's number as an exact decimal, borrowed from its text: (-1)^neg × digits ×
+/// 10^exp, where the digits are those of `int` then `frac` without the `lead` leading
+/// and the trailing zeros (`len` of them remain; none for zero).
+#[derive(Debug, Clone, Copy)]
+struct Decimal<'a> {
     neg: bool,
-    digits: Vec<u8>,
+    int: &'a [u8],
+    frac: &'a [u8],
+    lead: usize,
+    len: usize,
     exp: i64,
     /// Written as an integer (no `.`, no exponent).
     integer: bool,
 }
 
-impl Decimal {
+impl<'a> Decimal<'a> {
     /// Parses `[+-]? (d+ [. d*] | . d+) ([eE] [+-]? d+)?`.
-    fn parse(text: &str) -> Option<Self> {
+    fn parse(text: &'a str) -> Option<Self> {
         let b = text.as_bytes();
         let (neg, mut i) = match b.first() {
             Some(b'-') => (true, 1),
@@ -153,8 +157,8 @@ impl Decimal {
         while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
-        let int_part = &b[int_start..i];
-        let mut frac_part: &[u8] = &[];
+        let int = &b[int_start..i];
+        let mut frac: &[u8] = &[];
         let mut integer = true;
         if b.get(i) == Some(&b'.') {
             integer = false;
@@ -163,9 +167,9 @@ impl Decimal {
             while b.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
             }
-            frac_part = &b[start..i];
+            frac = &b[start..i];
         }
-        if int_part.is_empty() && frac_part.is_empty() {
+        if int.is_empty() && frac.is_empty() {
             return None;
         }
         let mut exp: i64 = 0;
@@ -199,31 +203,77 @@ impl Decimal {
         if i != b.len() {
             return None;
         }
-        let mut digits: Vec<u8> = int_part.iter().chain(frac_part).copied().collect();
-        exp -= frac_part.len() as i64;
-        let leading = digits.iter().take_while(|&&d| d == b'0').count();
-        digits.drain(..leading);
-        let trailing = digits.iter().rev().take_while(|&&d| d == b'0').count();
-        digits.truncate(digits.len() - trailing);
-        exp += trailing as i64;
-        if digits.is_empty() {
-            exp = 0;
-        }
+        let all = || int.iter().chain(frac);
+        let total = int.len() + frac.len();
+        let lead = all().take_while(|&&d| d == b'0').count();
+        let trail = if lead == total {
+            0
+        } else {
+            frac.iter()
+                .rev()
+                .chain(int.iter().rev())
+                .take_while(|&&d| d == b'0')
+                .count()
+        };
+        let len = total - lead - trail;
+        let exp = if len == 0 {
+            0
+        } else {
+            exp - frac.len() as i64 + trail as i64
+        };
         Some(Self {
             neg,
-            digits,
+            int,
+            frac,
+            lead,
+            len,
             exp,
             integer,
         })
     }
 
+    /// The significant digits (ASCII).
+    fn digits(&self) -> impl Iterator<Item = u8> + '_ {
+        self.int
+            .iter()
+            .chain(self.frac)
+            .skip(self.lead)
+            .take(self.len)
+            .copied()
+    }
+
+    fn is_zero(&self) -> bool {
+        self.len == 0
+    }
+
     /// The decimal exponent of the leading digit (value in [10^m, 10^(m+1))).
     fn magnitude(&self) -> i64 {
-        self.digits.len() as i64 + self.exp - 1
+        self.len as i64 + self.exp - 1
     }
 
     fn same_number(&self, other: &Self) -> bool {
-        self.neg == other.neg && self.digits == other.digits && self.exp == other.exp
+        self.neg == other.neg
+            && self.len == other.len
+            && self.exp == other.exp
+            && self.digits().eq(other.digits())
+    }
+}
+
+/// Text formatted on the stack (a float's shortest form is at most 24 bytes).
+struct StackText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -271,7 +321,7 @@ impl Float for f64 {
 /// shortest decimal that reads back as the same float, or exactly (for
 /// integer-valued cells), it is that number.
 fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
-    if !dec.digits.is_empty() {
+    if !dec.is_zero() {
         let m = dec.magnitude();
         if m > 310 {
             return Err(Misfit::OutOfRange);
@@ -279,7 +329,7 @@ fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
         if m < -330 {
             return Err(Misfit::Underflow);
         }
-        if dec.digits.len() > 800 {
+        if dec.len > 800 {
             return Err(Misfit::Inexact);
         }
     }
@@ -287,22 +337,33 @@ fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
     if !value.finite() {
         return Err(Misfit::OutOfRange);
     }
-    if value.zero() && !dec.digits.is_empty() {
+    if value.zero() && !dec.is_zero() {
         return Err(Misfit::Underflow);
     }
     let (lo, hi) = F::SAFE_MAGNITUDES;
-    if dec.digits.len() <= F::SAFE_DIGITS
-        && (dec.digits.is_empty() || (lo..=hi).contains(&dec.magnitude()))
-    {
+    if dec.len <= F::SAFE_DIGITS && (dec.is_zero() || (lo..=hi).contains(&dec.magnitude())) {
         return Ok(value);
     }
-    let shortest = Decimal::parse(&format!("{value:e}")).ok_or(Misfit::Inexact)?;
-    if shortest.same_number(dec) {
-        return Ok(value);
+    // A float's shortest form has at most 9 (f32) or 17 (f64) digits.
+    if dec.len <= 17 {
+        let mut text = StackText {
+            buf: [0; 40],
+            len: 0,
+        };
+        std::fmt::Write::write_fmt(&mut text, format_args!("{value:e}"))
+            .map_err(|_| Misfit::Inexact)?;
+        let shortest = std::str::from_utf8(&text.buf[..text.len])
+            .ok()
+            .and_then(Decimal::parse)
+            .ok_or(Misfit::Inexact)?;
+        if shortest.same_number(dec) {
+            return Ok(value);
+        }
     }
     if dec.exp >= 0 {
         // An integer: compare with the float's exact value.
-        let exact = Decimal::parse(&format!("{value:.0}")).ok_or(Misfit::Inexact)?;
+        let text = format!("{value:.0}");
+        let exact = Decimal::parse(&text).ok_or(Misfit::Inexact)?;
         if exact.same_number(dec) {
             return Ok(value);
         }
@@ -556,7 +617,9 @@ enum CellKind {
     },
 }
 
-fn classify(cell: &str) -> Result<CellKind, String> {
+/// What `cell` needs; `need_f32`: whether its column may still be f32 (else that check
+/// is skipped).
+fn classify(cell: &str, need_f32: bool) -> Result<CellKind, String> {
     if cell.is_empty() {
         return Ok(CellKind::Empty);
     }
@@ -585,7 +648,7 @@ fn classify(cell: &str) -> Result<CellKind, String> {
         }
     })?;
     Ok(CellKind::Float {
-        f32: exact_float::<f32>(cell, &dec).is_ok(),
+        f32: need_f32 && exact_float::<f32>(cell, &dec).is_ok(),
     })
 }
 
@@ -621,7 +684,7 @@ impl Inference {
         parse_timestamp(&cells[0]).map_err(|m| CsvError::at(line_no, Some(1), m))?;
         let mut kinds = Vec::with_capacity(self.names.len());
         for (j, cell) in cells[1..].iter().enumerate() {
-            let kind = classify(cell).map_err(|m| {
+            let kind = classify(cell, self.columns[j].f32_exact).map_err(|m| {
                 CsvError::at(
                     line_no,
                     Some(j + 2),
@@ -996,5 +1059,23 @@ mod tests {
         let e = read_rows("timestamp,a,b\n1709280000123456,1,\n", &schema).unwrap_err();
         assert_eq!((e.line, e.column), (2, Some(1)));
         assert!(e.message.contains("finer than"), "{e}");
+    }
+
+    #[test]
+    fn decimals_compare_as_exact_numbers() {
+        let d = |t: &'static str| Decimal::parse(t).unwrap();
+        assert!(d("21.30").same_number(&d("2.13e1")));
+        assert!(d("0100").same_number(&d("1e2")));
+        assert!(d("0.000").same_number(&d("0")));
+        assert!(!d("-0").same_number(&d("0")));
+        assert!(d(".5").same_number(&d("5e-1")));
+        assert!(d("5.").same_number(&d("5")));
+        assert!(!d("16777217").same_number(&d("1.6777216e7")));
+        assert_eq!(d("1.50e3").magnitude(), 3);
+        for bad in [
+            "", ".", "e5", "1e", "1.2.3", "0x10", "1_000", "--1", "1e+", " 1",
+        ] {
+            assert!(Decimal::parse(bad).is_none(), "{bad}");
+        }
     }
 }
