@@ -448,7 +448,7 @@ fn documented(answer: Documented) -> Vec<u8> {
             "Temporary Redirect",
             "TemporaryRedirect",
             "Please re-send this request to the specified temporary endpoint. Continue to use the original request endpoint for future requests.",
-            &format!("Location: https://lake.s3-eu-west-1.amazonaws.com/\r\n"),
+            "Location: https://lake.s3-eu-west-1.amazonaws.com/\r\n",
             "<Endpoint>lake.s3-eu-west-1.amazonaws.com</Endpoint><Bucket>lake</Bucket>",
         ),
         Documented::WrongRegion => s3_error_with(
