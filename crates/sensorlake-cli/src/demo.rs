@@ -357,11 +357,8 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     let access_key = format!("SLDEMO{}", random_hex(14));
     let secret_key = random_hex(40);
     let server = S3Server::start(ServerConfig {
-        dir: dir.clone(),
-        addr: "127.0.0.1:0".parse()?,
-        access_key: access_key.clone(),
-        secret_key: secret_key.clone(),
         create_buckets: vec![BUCKET.to_string()],
+        ..ServerConfig::new(dir.clone(), access_key.clone(), secret_key.clone())
     })?;
     let target = S3Target {
         endpoint: server.endpoint(),

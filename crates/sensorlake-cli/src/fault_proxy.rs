@@ -45,6 +45,37 @@ pub enum Fault {
     CorruptBody,
     /// Answer 400 EntityTooLarge.
     EntityTooLarge,
+    /// Answer as a real service documents it (status, headers and XML body), without
+    /// forwarding: answers the embedded server never gives.
+    Documented(Documented),
+}
+
+/// Answers of S3 services, each as its documentation (or, for Garage, its source)
+/// gives status, headers and XML body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Documented {
+    /// AWS: 409 ConditionalRequestConflict (a concurrent conditional write; retry).
+    ConditionalRequestConflict,
+    /// AWS: 400 IncompleteBody (fewer bytes than Content-Length).
+    IncompleteBody,
+    /// AWS: 400 RequestTimeout (the socket was idle too long).
+    RequestTimeout,
+    /// AWS: 403 AccessDenied "Request is not yet valid" (the signer's clock is ahead).
+    NotYetValid,
+    /// Cloudflare R2: 403 ExpiredRequest (the URL's time is past).
+    R2ExpiredRequest,
+    /// Garage: 400 InvalidRequest "Bad request: Date is too old".
+    GarageDateTooOld,
+    /// A server without conditional writes: 501 NotImplemented for If-None-Match.
+    NotImplemented,
+    /// AWS: 301 PermanentRedirect with the bucket's endpoint and region.
+    PermanentRedirect,
+    /// AWS: 307 TemporaryRedirect with a temporary endpoint.
+    TemporaryRedirect,
+    /// AWS: 400 AuthorizationHeaderMalformed naming the bucket's region.
+    WrongRegion,
+    /// An answer no rule covers (418 with an unknown code).
+    Unclassified,
 }
 
 impl Fault {
@@ -73,6 +104,7 @@ impl Fault {
             Self::DropResponse => "stored, response dropped",
             Self::CorruptBody => "body corrupted (BadDigest)",
             Self::EntityTooLarge => "400 EntityTooLarge",
+            Self::Documented(_) => "a documented answer",
         }
     }
 }
@@ -330,17 +362,110 @@ fn forward(upstream: SocketAddr, head: &[u8], body: &[u8]) -> io::Result<Vec<u8>
 }
 
 fn s3_error(status: u16, reason: &str, code: &str, message: &str) -> Vec<u8> {
+    s3_error_with(status, reason, code, message, "", "")
+}
+
+/// An S3 error answer with `extra_headers` (CRLF-terminated lines) and `extra_xml`
+/// elements after `<Message>`; `Date` is this machine's clock.
+fn s3_error_with(
+    status: u16,
+    reason: &str,
+    code: &str,
+    message: &str,
+    extra_headers: &str,
+    extra_xml: &str,
+) -> Vec<u8> {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>{extra_xml}<RequestId>4442587FB7D0A2F9</RequestId></Error>"
     );
     let date = jiff::fmt::rfc2822::DateTimePrinter::new()
         .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
         .unwrap_or_default();
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nDate: {date}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nDate: {date}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// The bytes of a documented answer.
+fn documented(answer: Documented) -> Vec<u8> {
+    const ELSEWHERE: &str = "lake.s3.eu-west-1.amazonaws.com";
+    match answer {
+        Documented::ConditionalRequestConflict => s3_error(
+            409,
+            "Conflict",
+            "ConditionalRequestConflict",
+            "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+        ),
+        Documented::IncompleteBody => s3_error(
+            400,
+            "Bad Request",
+            "IncompleteBody",
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        ),
+        Documented::RequestTimeout => s3_error(
+            400,
+            "Bad Request",
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+        ),
+        Documented::NotYetValid => {
+            s3_error(403, "Forbidden", "AccessDenied", "Request is not yet valid")
+        }
+        Documented::R2ExpiredRequest => s3_error(
+            403,
+            "Forbidden",
+            "ExpiredRequest",
+            "The request has expired.",
+        ),
+        Documented::GarageDateTooOld => s3_error_with(
+            400,
+            "Bad Request",
+            "InvalidRequest",
+            "Bad request: Date is too old",
+            "",
+            "<Resource>/lake/raw</Resource><Region>garage</Region>",
+        ),
+        Documented::NotImplemented => s3_error_with(
+            501,
+            "Not Implemented",
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented.",
+            "",
+            "<Header>If-None-Match</Header>",
+        ),
+        Documented::PermanentRedirect => s3_error_with(
+            301,
+            "Moved Permanently",
+            "PermanentRedirect",
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+            "x-amz-bucket-region: eu-west-1\r\n",
+            &format!("<Endpoint>{ELSEWHERE}</Endpoint><Bucket>lake</Bucket>"),
+        ),
+        Documented::TemporaryRedirect => s3_error_with(
+            307,
+            "Temporary Redirect",
+            "TemporaryRedirect",
+            "Please re-send this request to the specified temporary endpoint. Continue to use the original request endpoint for future requests.",
+            "Location: https://lake.s3-eu-west-1.amazonaws.com/\r\n",
+            "<Endpoint>lake.s3-eu-west-1.amazonaws.com</Endpoint><Bucket>lake</Bucket>",
+        ),
+        Documented::WrongRegion => s3_error_with(
+            400,
+            "Bad Request",
+            "AuthorizationHeaderMalformed",
+            "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'",
+            "",
+            "<Region>eu-west-1</Region>",
+        ),
+        Documented::Unclassified => s3_error(
+            418,
+            "I'm a teapot",
+            "TeapotError",
+            "An answer no documentation lists.",
+        ),
+    }
 }
 
 fn handle(mut client: TcpStream, inner: &Inner) -> io::Result<()> {
@@ -400,6 +525,7 @@ fn handle(mut client: TcpStream, inner: &Inner) -> io::Result<()> {
             "EntityTooLarge",
             "Your proposed upload exceeds the maximum allowed object size.",
         ),
+        Fault::Documented(answer) => documented(answer),
         Fault::Reset => unreachable!("handled above"),
     };
     client.write_all(&answer)?;

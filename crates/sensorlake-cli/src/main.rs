@@ -246,6 +246,9 @@ struct ServeArgs {
     /// Secret key clients must sign with.
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_key: String,
+    /// The region signatures must name (others get 400 AuthorizationHeaderMalformed).
+    #[arg(long, default_value = sensorlake_cli::s3server::DEFAULT_REGION)]
+    region: String,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -345,6 +348,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut config = ServerConfig::new(&args.dir, args.access_key, args.secret_key);
             config.addr = args.addr;
             config.create_buckets = args.create_buckets;
+            config.region = args.region;
             eprintln!(
                 "serving {} at http://{} (SigV4 auth on; Ctrl-C stops)",
                 args.dir.display(),

@@ -17,15 +17,31 @@
 //!   `NoSuchBucket`, like S3; plain s3s-fs would silently create the bucket
 //!   directory on PutObject.
 //! * Every request must be signed (SigV4 header or presigned URL) with the one
-//!   configured key pair; unsigned requests are 403 `AccessDenied`.
+//!   configured key pair; unsigned requests are 403 `AccessDenied`, and a
+//!   signature scoped to another region than [`ServerConfig::region`] is 400
+//!   `AuthorizationHeaderMalformed` naming the expected region, as S3 answers.
+//! * Keys stay inside their bucket: a key with an empty, `.` or `..` segment is
+//!   400 `InvalidArgument` (keys are file paths here), a key over 1024 bytes or
+//!   with a segment over 255 bytes (a file name) is 400 `KeyTooLongError`, and a
+//!   PUT with a body to a key ending in `/` is 501 `NotImplemented` (s3s-fs
+//!   stores such keys as directories).
+//! * Conditional PUTs (`If-None-Match`, `If-Match`) run one at a time, so of
+//!   concurrent `If-None-Match: *` PUTs to a new key exactly one succeeds.
+//! * Connections are bounded: a request head must arrive within
+//!   [`ServerConfig::header_timeout`] (an idle keep-alive connection is closed
+//!   after it), a request must be done within [`ServerConfig::request_timeout`],
+//!   and at most [`ServerConfig::max_connections`] are served at once (more wait
+//!   in the listen backlog).
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
 use s3s::path::S3Path;
@@ -48,7 +64,27 @@ pub struct ServerConfig {
     pub secret_key: String,
     /// Buckets created at start if missing (S3 naming rules apply).
     pub create_buckets: Vec<String>,
+    /// The region signatures must be scoped to. Default [`DEFAULT_REGION`].
+    pub region: String,
+    /// How long a client may take to send a request head, and how long an idle
+    /// keep-alive connection stays open. Default [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// How long one request may take, body included. Default
+    /// [`DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
+
+/// The region the embedded server expects in signatures unless configured.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Default [`ServerConfig::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`ServerConfig::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default [`ServerConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 impl ServerConfig {
     /// A configuration serving `dir` on `127.0.0.1:0` with one key pair and
@@ -64,6 +100,10 @@ impl ServerConfig {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             create_buckets: Vec::new(),
+            region: DEFAULT_REGION.to_owned(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -76,6 +116,10 @@ impl fmt::Debug for ServerConfig {
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
             .field("create_buckets", &self.create_buckets)
+            .field("region", &self.region)
+            .field("header_timeout", &self.header_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -112,9 +156,109 @@ pub fn validate_bucket_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rejects unsigned requests and object requests to missing buckets.
+/// The longest key S3 accepts, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+/// The longest file name, which each `/`-separated part of a key becomes.
+const MAX_SEGMENT_BYTES: usize = 255;
+
+/// The length of the file name s3s-fs keeps an object's metadata in:
+/// `.bucket-{b64(bucket)}.object-{b64(key)}.metadata.json` (URL-safe base64, no
+/// padding), the longest of its per-object files outside multipart uploads.
+fn metadata_file_name_len(bucket: &str, key: &str) -> usize {
+    let b64 = |n: usize| (n * 4).div_ceil(3);
+    ".bucket-".len()
+        + b64(bucket.len())
+        + ".object-".len()
+        + b64(key.len())
+        + ".metadata.json".len()
+}
+
+/// Why `key` cannot be an object of this file-backed server, as S3 would answer.
+fn check_key(
+    bucket: &str,
+    key: &str,
+    method: &hyper::http::Method,
+    has_body: bool,
+) -> S3Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(s3_error!(
+            KeyTooLongError,
+            "Your key is too long: {} bytes, at most {MAX_KEY_BYTES}",
+            key.len()
+        ));
+    }
+    if metadata_file_name_len(bucket, key) > MAX_SEGMENT_BYTES {
+        let most = (0..key.len())
+            .rev()
+            .find(|&n| {
+                metadata_file_name_len(bucket, &key[..n.min(key.len())]) <= MAX_SEGMENT_BYTES
+            })
+            .unwrap_or(0);
+        return Err(s3_error!(
+            KeyTooLongError,
+            "Your key is too long for this server: {} bytes; s3s-fs names a file after the base64 of bucket and key, which allows at most {most} bytes in bucket {bucket:?} (S3 allows {MAX_KEY_BYTES})",
+            key.len()
+        ));
+    }
+    let (body, trailing_slash) = match key.strip_suffix('/') {
+        Some(rest) => (rest, true),
+        None => (key, false),
+    };
+    for segment in body.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(s3_error!(
+                InvalidArgument,
+                "this server stores keys as file paths: a key must not have an empty, \".\" or \"..\" segment"
+            ));
+        }
+        if segment.len() > MAX_SEGMENT_BYTES {
+            return Err(s3_error!(
+                KeyTooLongError,
+                "this server stores each '/'-separated part of a key as a file name of at most {MAX_SEGMENT_BYTES} bytes"
+            ));
+        }
+    }
+    if trailing_slash && method == hyper::http::Method::PUT && has_body {
+        return Err(s3_error!(
+            NotImplemented,
+            "this server stores a key ending in '/' as a directory: it cannot hold a body"
+        ));
+    }
+    Ok(())
+}
+
+/// The region of a SigV4 credential scope `AKID/DATE/REGION/SERVICE/aws4_request`.
+fn scope_region(credential: &str) -> Option<&str> {
+    credential.split('/').nth(2)
+}
+
+/// The region a request is signed for: from `X-Amz-Credential` (presigned URL) or
+/// the `Authorization` header's `Credential=`.
+fn signed_region(cx: &S3AccessContext<'_>) -> Option<String> {
+    if let Some(query) = cx.uri().query() {
+        for pair in query.split('&') {
+            if let Some(value) = pair.strip_prefix("X-Amz-Credential=") {
+                // The scope's separators are percent-encoded in a query.
+                let value = value.replace("%2F", "/").replace("%2f", "/");
+                return scope_region(&value).map(str::to_owned);
+            }
+        }
+    }
+    let auth = cx
+        .headers()
+        .get(hyper::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    let credential = credential.split([',', ' ']).next()?;
+    scope_region(credential).map(str::to_owned)
+}
+
+/// Rejects unsigned requests, signatures for another region, keys that would leave
+/// their bucket, and object requests to missing buckets.
 struct AccessPolicy {
     root: PathBuf,
+    region: String,
 }
 
 #[async_trait::async_trait]
@@ -123,7 +267,23 @@ impl S3Access for AccessPolicy {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
-        if let S3Path::Object { bucket, .. } = cx.s3_path() {
+        if let Some(region) = signed_region(cx)
+            && region != self.region
+        {
+            return Err(s3_error!(
+                AuthorizationHeaderMalformed,
+                "the region '{region}' is wrong; expecting '{}'",
+                self.region
+            ));
+        }
+        let has_body = cx
+            .headers()
+            .get(hyper::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+        let method = cx.method().clone();
+        if let S3Path::Object { bucket, key } = cx.s3_path() {
+            check_key(bucket, key, &method, has_body)?;
             // The bucket name was validated by s3s: no '/' and no "..".
             let is_dir = tokio::fs::metadata(self.root.join(&**bucket))
                 .await
@@ -141,6 +301,12 @@ impl S3Access for AccessPolicy {
 fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpListener)> {
     if config.access_key.is_empty() || config.secret_key.is_empty() {
         bail!("the S3 server needs a non-empty access key and secret key");
+    }
+    if config.max_connections == 0 {
+        bail!("the S3 server needs max_connections of at least 1");
+    }
+    if config.header_timeout.is_zero() || config.request_timeout.is_zero() {
+        bail!("the S3 server's header and request timeouts must be longer than 0");
     }
     for bucket in &config.create_buckets {
         validate_bucket_name(bucket)?;
@@ -174,7 +340,10 @@ fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpLis
         config.access_key.clone(),
         config.secret_key.clone(),
     ));
-    builder.set_access(AccessPolicy { root });
+    builder.set_access(AccessPolicy {
+        root,
+        region: config.region.clone(),
+    });
     let service = builder.build();
 
     let listener = std::net::TcpListener::bind(config.addr)
@@ -185,19 +354,83 @@ fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpLis
     Ok((service, listener))
 }
 
+/// Whether `req` is a PUT carrying a write condition, which must not interleave with
+/// another one (s3s-fs checks the condition and writes in two steps).
+fn is_conditional_put<B>(req: &hyper::http::Request<B>) -> bool {
+    req.method() == hyper::http::Method::PUT
+        && (req
+            .headers()
+            .contains_key(hyper::http::header::IF_NONE_MATCH)
+            || req.headers().contains_key(hyper::http::header::IF_MATCH))
+}
+
+/// The limits [`serve`] applies to each connection and request.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    request_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Serves `service` on `listener` until `stop` completes.
-async fn serve(service: S3Service, listener: TcpListener, stop: StopSignal) {
-    let http = ConnBuilder::new(TokioExecutor::new());
-    accept_until("S3 server", listener, stop, |socket, _, graceful| {
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("S3 server connection ended with an error: {err}");
-            }
-        });
-    })
+async fn serve(service: S3Service, listener: TcpListener, limits: Limits, stop: StopSignal) {
+    // HTTP/1.1 only (what S3 clients speak): the auto builder's version detection
+    // waits for a first byte with no timeout, so an idle socket would be kept forever.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let conditional = Arc::new(tokio::sync::Mutex::new(()));
+    accept_until(
+        "S3 server",
+        listener,
+        limits.max_connections,
+        stop,
+        |socket, _, permit, graceful| {
+            let service = service.clone();
+            let conditional = conditional.clone();
+            let handler = service_fn(move |req: hyper::http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                let conditional = conditional.clone();
+                async move {
+                    let _one_at_a_time = if is_conditional_put(&req) {
+                        Some(conditional.lock_owned().await)
+                    } else {
+                        None
+                    };
+                    match tokio::time::timeout(
+                        limits.request_timeout,
+                        hyper::service::Service::call(&service, req),
+                    )
+                    .await
+                    {
+                        Ok(answer) => answer,
+                        Err(_) => Err(s3s::HttpError::from_std_error(
+                            format!("request not done within {:?}", limits.request_timeout).into(),
+                        )),
+                    }
+                }
+            });
+            let conn = http.serve_connection(TokioIo::new(socket), handler);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(err) = conn.await {
+                    tracing::debug!("S3 server connection ended with an error: {err}");
+                }
+                drop(permit);
+            });
+        },
+    )
     .await;
+}
+
+impl Limits {
+    fn of(config: &ServerConfig) -> Self {
+        Self {
+            header_timeout: config.header_timeout,
+            request_timeout: config.request_timeout,
+            max_connections: config.max_connections,
+        }
+    }
 }
 
 /// A running embedded S3 server. It runs on its own tokio runtime in
@@ -231,8 +464,9 @@ impl S3Server {
         let addr = listener
             .local_addr()
             .context("read the listening address")?;
+        let limits = Limits::of(&config);
         let server = BackgroundServer::spawn("sensorlake-s3", listener, move |listener, stop| {
-            serve(service, listener, stop)
+            serve(service, listener, limits, stop)
         })?;
         tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr}");
         Ok(S3Server { addr, server })
@@ -272,9 +506,10 @@ pub fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("read the listening address")?;
+    let limits = Limits::of(&config);
     run_until_signal("sensorlake-s3", listener, |listener, stop| async move {
         tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr} (Ctrl-C to stop)");
-        serve(service, listener, stop).await;
+        serve(service, listener, limits, stop).await;
         tracing::info!("S3 server stopped");
     })
 }
@@ -282,6 +517,7 @@ pub fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use s3s::S3ErrorCode;
 
     #[test]
     fn bucket_names() {
@@ -305,6 +541,52 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
             assert!(!s3s::path::check_bucket_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_that_would_leave_the_bucket_or_the_file_system_are_refused() {
+        let put = hyper::http::Method::PUT;
+        let b = "sensorlake";
+        let hive = format!(
+            "raw/device_id={}/dt=2024-03-01/hour=08/1709280000000000-0123abcd.parquet",
+            "d".repeat(64)
+        );
+        for ok in [
+            "a",
+            "raw/device_id=x/dt=2024-01-01/f.parquet",
+            "a.b/..c/d..",
+            "dir/",
+            &hive,
+        ] {
+            check_key(b, ok, &put, false).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        }
+        for (bad, code) in [
+            ("..", S3ErrorCode::InvalidArgument),
+            ("../other/x.bin", S3ErrorCode::InvalidArgument),
+            ("a/../../b", S3ErrorCode::InvalidArgument),
+            ("a/./b", S3ErrorCode::InvalidArgument),
+            ("a//b", S3ErrorCode::InvalidArgument),
+            ("/a", S3ErrorCode::InvalidArgument),
+            (&"k".repeat(159), S3ErrorCode::KeyTooLongError),
+            (&"a/".repeat(513), S3ErrorCode::KeyTooLongError),
+        ] {
+            let err = check_key(b, bad, &put, false).unwrap_err();
+            assert_eq!(*err.code(), code, "{bad}");
+        }
+        // The longest key s3s-fs can keep in this bucket.
+        check_key(b, &"k".repeat(158), &put, false).unwrap();
+        assert_eq!(metadata_file_name_len(b, &"k".repeat(158)), 255);
+        let err = check_key(b, "dir/", &put, true).unwrap_err();
+        assert_eq!(*err.code(), S3ErrorCode::NotImplemented);
+    }
+
+    #[test]
+    fn the_region_is_read_from_the_credential_scope() {
+        assert_eq!(
+            scope_region("AKIAIOSFODNN7EXAMPLE/20240301/eu-central-1/s3/aws4_request"),
+            Some("eu-central-1")
+        );
+        assert_eq!(scope_region("AKID"), None);
     }
 
     #[test]

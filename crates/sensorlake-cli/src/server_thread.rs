@@ -6,12 +6,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// How long in-flight requests may take to finish after a stop.
 pub const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -29,38 +30,65 @@ pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
         .with_context(|| format!("start the {name} tokio runtime"))
 }
 
-/// Accepts connections until `stop` completes, handing each one (with TCP_NODELAY set)
-/// to `on_connection`, which spawns its task and registers it with the graceful
-/// shutdown; then lets in-flight requests finish for up to [`GRACEFUL_SHUTDOWN`].
+/// How often a persisting accept error (such as EMFILE) is logged at most.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `stop` completes, at most `max_connections` at once (more
+/// wait in the listen backlog), handing each one (with TCP_NODELAY set) and its permit
+/// to `on_connection`, which spawns its task, drops the permit when the connection ends
+/// and registers it with the graceful shutdown; then lets in-flight requests finish for
+/// up to [`GRACEFUL_SHUTDOWN`]. Accept errors back off (up to 1 s) and are logged at
+/// most once per [`ACCEPT_ERROR_LOG_INTERVAL`], with how many there were.
 pub async fn accept_until<F>(
     name: &str,
     listener: TcpListener,
+    max_connections: usize,
     stop: StopSignal,
     mut on_connection: F,
 ) where
-    F: FnMut(TcpStream, SocketAddr, &GracefulShutdown),
+    F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit, &GracefulShutdown),
 {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut stop = stop;
+    let mut backoff = Duration::from_millis(50);
+    let mut errors_since_log = 0u64;
+    let mut last_log: Option<Instant> = None;
     loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stop.as_mut() => break,
+        };
         let (socket, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    tracing::warn!("{name}: accept failed: {err}");
+                    errors_since_log += 1;
+                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL) {
+                        tracing::warn!(
+                            "{name}: accept failed: {err} ({errors_since_log} time(s) since the last message)"
+                        );
+                        errors_since_log = 0;
+                        last_log = Some(Instant::now());
+                    }
                     // Do not spin on persistent errors such as EMFILE.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
             () = stop.as_mut() => break,
         };
+        backoff = Duration::from_millis(50);
         // Responses are written as head then body: without TCP_NODELAY, Nagle's
         // algorithm holds the body until the client's delayed ACK (~40 ms a request).
         if let Err(err) = socket.set_nodelay(true) {
             tracing::debug!("{name}: cannot set TCP_NODELAY: {err}");
         }
-        on_connection(socket, remote, &graceful);
+        on_connection(socket, remote, permit, &graceful);
     }
     drop(listener);
     tokio::select! {

@@ -927,3 +927,148 @@ fn tls_serves_devices_and_plain_http_is_refused_off_loopback() {
     config.allow_plain_http = true;
     Broker::start(config).unwrap().shutdown();
 }
+
+/// Sends a request head declaring `Content-Length: 1000` with a valid token, then one
+/// body byte per `every` for up to `limit`; returns what the broker answered and when
+/// the connection closed, or `None` if it was still open after `limit`.
+fn trickle(env: &Env, every: Duration, limit: Duration) -> Option<(String, Duration)> {
+    use std::io::{Read as _, Write as _};
+    let addr = env.broker.url().trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/presign HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+        env.token("gw-1")
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.set_read_timeout(Some(every)).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < limit {
+        let mut buf = [0_u8; 4096];
+        match socket.read(&mut buf) {
+            Ok(0) => {
+                return Some((
+                    String::from_utf8_lossy(&answer).into_owned(),
+                    started.elapsed(),
+                ));
+            }
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // Still open: one more byte, as a slow client would.
+                if socket.write_all(b" ").is_err() {
+                    return Some((
+                        String::from_utf8_lossy(&answer).into_owned(),
+                        started.elapsed(),
+                    ));
+                }
+            }
+            Err(_) => {
+                return Some((
+                    String::from_utf8_lossy(&answer).into_owned(),
+                    started.elapsed(),
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_body_that_trickles_in_gets_408_and_the_connection_is_closed() {
+    let env = start(|c| c.body_timeout = Duration::from_secs(1));
+    // Three slow clients at once, one byte every 500 ms: each is cut off long before
+    // the 1000 declared bytes could arrive (500 s) or the generous limit below.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| trickle(&env, Duration::from_millis(500), Duration::from_secs(60))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for result in results {
+        let (answer, _after) =
+            result.expect("the broker kept a trickling connection open for 60 s");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive within"), "{answer}");
+    }
+    let line = env.audited(Some("gw-1"), None, "body_timeout", 408);
+    assert_eq!(line["authenticated"], true);
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_and_are_served_in_turn() {
+    use std::io::{Read as _, Write as _};
+    let env = start(|c| {
+        c.max_connections = 2;
+        c.body_timeout = Duration::from_secs(60);
+    });
+    let addr = env.broker.url().trim_start_matches("http://").to_owned();
+    // Two connections hold both slots with a body that does not come.
+    let holders: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST /v1/presign HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-length: 1000\r\n\r\n",
+                env.token("gw-2")
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // A third one waits in the backlog: no answer while both slots are held ...
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0_u8; 4096];
+    let early = third.read(&mut buf);
+    assert!(
+        early.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "served beyond the cap of 2: {early:?}"
+    );
+    // ... and is served as soon as one is freed.
+    drop(holders);
+    third
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    third.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn an_idle_plain_http_connection_is_closed() {
+    use std::io::Read as _;
+    let env = start(|_| {});
+    let addr = env.broker.url().trim_start_matches("http://").to_owned();
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    // The head timeout is 10 s; far more is allowed for a loaded machine.
+    idle.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut buf = [0_u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("an idle connection got {n} bytes"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "an idle connection stayed open for 120 s: {e}"
+        ),
+    }
+}

@@ -451,3 +451,137 @@ fn a_file_removed_by_hand_leaves_the_queue_without_blocking_it() {
     assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
     assert_eq!(rig.step().0, Event::Idle);
 }
+
+/// Answers the embedded server never gives, replayed by the proxy as the services
+/// document them (status, headers, XML body) and read through the real HTTP client.
+mod documented {
+    use super::*;
+    use sensorlake_cli::fault_proxy::Documented;
+
+    #[test]
+    fn passing_conflicts_and_cut_bodies_are_retried_with_backoff() {
+        for (answer, said) in [
+            (
+                Documented::ConditionalRequestConflict,
+                "409 ConditionalRequestConflict",
+            ),
+            (Documented::IncompleteBody, "400 IncompleteBody"),
+            (Documented::RequestTimeout, "400 RequestTimeout"),
+        ] {
+            let mut rig = Rig::new();
+            rig.spool_file(0);
+            rig.proxy.script([Fault::Documented(answer)]);
+            let (event, waited) = rig.step();
+            assert!(
+                matches!(event, Event::Retry { .. }),
+                "{answer:?}: {event:?}"
+            );
+            assert!(reason(&event).contains(said), "{event:?}");
+            assert!(waited.is_some(), "{answer:?}: a retry waits");
+            assert_eq!(rig.waiting(), 1);
+            let (event, _) = rig.step();
+            assert!(
+                matches!(event, Event::Uploaded { .. }),
+                "{answer:?}: {event:?}"
+            );
+            assert!(rig.spool.lock().unwrap().quarantined().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn time_answers_correct_the_clock_from_the_date_and_sign_again() {
+        for (answer, offset, said) in [
+            (Documented::NotYetValid, 3600, "Request is not yet valid"),
+            (Documented::R2ExpiredRequest, -3600, "ExpiredRequest"),
+            (Documented::GarageDateTooOld, -600, "Date is too old"),
+        ] {
+            let mut rig = Rig::new();
+            rig.clock.offset_secs = offset;
+            rig.spool_file(0);
+            rig.proxy.script([Fault::Documented(answer)]);
+            let (event, waited) = rig.step();
+            let Event::Resigned { offset_secs, .. } = event else {
+                panic!("{answer:?}: {event:?}");
+            };
+            assert!(reason(&event).contains(said), "{event:?}");
+            assert!(
+                (offset_secs + offset).abs() <= 2,
+                "{answer:?}: device {offset} s off, learnt {offset_secs}"
+            );
+            assert_eq!(waited, None, "signed again at once");
+            let (event, _) = rig.step();
+            assert!(
+                matches!(event, Event::Uploaded { .. }),
+                "{answer:?}: {event:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_conditional_writes_pauses_with_a_clear_status() {
+        let mut rig = Rig::new();
+        rig.spool_file(0);
+        rig.proxy
+            .script([Fault::Documented(Documented::NotImplemented); 3]);
+        for _ in 0..3 {
+            let (event, waited) = rig.step();
+            assert!(matches!(event, Event::Paused { .. }), "{event:?}");
+            assert!(
+                reason(&event).contains("does not support If-None-Match"),
+                "{event:?}"
+            );
+            assert!(waited.unwrap() >= Duration::from_secs(5), "no tight loop");
+        }
+        assert_eq!(rig.waiting(), 1, "the file stays queued");
+        assert!(rig.spool.lock().unwrap().quarantined().unwrap().is_empty());
+    }
+
+    #[test]
+    fn redirects_and_wrong_regions_pause_naming_the_region_or_endpoint() {
+        for (answer, hint) in [
+            (Documented::PermanentRedirect, "region = \"eu-west-1\""),
+            (Documented::WrongRegion, "region = \"eu-west-1\""),
+            (
+                Documented::TemporaryRedirect,
+                "lake.s3-eu-west-1.amazonaws.com",
+            ),
+        ] {
+            let mut rig = Rig::new();
+            rig.spool_file(0);
+            rig.proxy.script([Fault::Documented(answer)]);
+            let (event, _) = rig.step();
+            assert!(
+                matches!(event, Event::Paused { .. }),
+                "{answer:?}: {event:?}"
+            );
+            assert!(reason(&event).contains(hint), "{answer:?}: {event:?}");
+            assert!(rig.uploader.paused().unwrap().contains(hint));
+            assert_eq!(rig.waiting(), 1);
+        }
+    }
+
+    #[test]
+    fn an_unclassified_answer_keeps_the_file_and_backs_off() {
+        let mut rig = Rig::new();
+        rig.spool_file(0);
+        rig.proxy
+            .script([Fault::Documented(Documented::Unclassified); 4]);
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let (event, waited) = rig.step();
+            assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+            assert!(
+                reason(&event).contains("TeapotError")
+                    && reason(&event).contains("An answer no documentation lists"),
+                "{event:?}"
+            );
+            waits.push(waited.unwrap());
+        }
+        assert!(
+            waits.iter().all(|w| !w.is_zero()),
+            "never a tight loop: {waits:?}"
+        );
+        let (event, _) = rig.step();
+        assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+    }
+}

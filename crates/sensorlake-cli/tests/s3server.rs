@@ -718,3 +718,245 @@ fn a_body_longer_than_the_declared_content_length_is_cut_or_bad_digest() {
         }
     }
 }
+
+/// HMAC-SHA256 (RFC 2104) on `sha2` alone, for [`presign_raw`].
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut block = [0_u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(data)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A SigV4 presigned PUT for the raw request path `path` (no normalisation at all, so
+/// `/lake/../other/x` is signed as it is, as botocore would), signing only `host`.
+fn presign_raw(endpoint: &str, path: &str, region: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let host = endpoint.trim_start_matches("http://");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (date, time) = {
+        let days = now / 86_400;
+        let secs = now % 86_400;
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        (
+            format!("{y:04}{m:02}{d:02}"),
+            format!("{:02}{:02}{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+        )
+    };
+    let scope = format!("{date}/{region}/s3/aws4_request");
+    let query = format!(
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={ACCESS_KEY}%2F{}&X-Amz-Date={date}T{time}Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host",
+        scope.replace('/', "%2F")
+    );
+    let canonical = format!("PUT\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}T{time}Z\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let mut key = hmac_sha256(format!("AWS4{SECRET_KEY}").as_bytes(), date.as_bytes());
+    for part in [region, "s3", "aws4_request"] {
+        key = hmac_sha256(&key, part.as_bytes());
+    }
+    let signature = hex(&hmac_sha256(&key, to_sign.as_bytes()));
+    format!("{endpoint}{path}?{query}&X-Amz-Signature={signature}")
+}
+
+#[test]
+fn a_signed_key_with_dot_segments_stays_inside_its_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path().join("data"), ACCESS_KEY, SECRET_KEY);
+    config.create_buckets = vec!["lake".to_owned(), "other".to_owned()];
+    let server = S3Server::start(config).unwrap();
+    let mut conn = connection();
+    // The hand signer is right: a plain key is stored.
+    let url = presign_raw(&server.endpoint(), "/lake/plain.bin", REGION);
+    let reply = send(
+        &mut conn,
+        Method::Put,
+        &url,
+        &[("content-length", "2")],
+        b"ok",
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(read(&dir.path().join("data/lake/plain.bin")), b"ok");
+
+    for path in [
+        "/lake/../other/x.bin",
+        "/lake/..",
+        "/lake/a/./b",
+        "/lake/a//b",
+    ] {
+        let url = presign_raw(&server.endpoint(), path, REGION);
+        let reply = send(
+            &mut conn,
+            Method::Put,
+            &url,
+            &[("content-length", "6")],
+            b"escape",
+        )
+        .unwrap();
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        assert_eq!(reply.code().as_deref(), Some("InvalidArgument"), "{path}");
+    }
+    assert!(!dir.path().join("data/other/x.bin").exists());
+    assert!(!dir.path().join("data/x.bin").exists());
+}
+
+#[test]
+fn a_signature_for_another_region_names_the_expected_one() {
+    let env = Env::start();
+    let mut conn = connection();
+    let body = b"x";
+    let headers = put_headers(body);
+    let elsewhere = Bucket::new(
+        env.server.endpoint().parse().unwrap(),
+        UrlStyle::Path,
+        BUCKET.to_owned(),
+        "eu-central-1",
+    )
+    .unwrap();
+    let url = presign_put(&elsewhere, &credentials(), "k/r.bin", &as_pairs(&headers));
+    let reply = put(&mut conn, &url, &headers, body);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(
+        reply.code().as_deref(),
+        Some("AuthorizationHeaderMalformed")
+    );
+    let message = reply.message().unwrap_or_default();
+    assert!(
+        message.contains("eu-central-1") && message.contains(REGION),
+        "{message}"
+    );
+    assert!(!env.object_path("k/r.bin").exists());
+}
+
+#[test]
+fn long_keys_and_trailing_slashes_get_s3_answers() {
+    let env = Env::start();
+    let mut conn = connection();
+    // The longest key s3s-fs can hold in this bucket (its metadata file is named after
+    // the base64 of bucket and key): stored.
+    let long = "k/".repeat(79);
+    assert_eq!(long.len(), 158);
+    let long = format!("{}x", &long[..157]);
+    put_ok(&env, &mut conn, &long, b"long");
+    assert_eq!(read(&env.object_path(&long)), b"long");
+
+    for (key, status, code) in [
+        (format!("{long}x"), 400, "KeyTooLongError"),
+        ("k".repeat(1025), 400, "KeyTooLongError"),
+        ("dir/".to_owned(), 501, "NotImplemented"),
+    ] {
+        let body = b"body";
+        let headers = put_headers(body);
+        let url = presign_put(&env.bucket(), &credentials(), &key, &as_pairs(&headers));
+        let reply = put(&mut conn, &url, &headers, body);
+        assert_eq!(
+            reply.status,
+            status,
+            "{} bytes: {}",
+            key.len(),
+            reply.text()
+        );
+        assert_eq!(reply.code().as_deref(), Some(code));
+    }
+}
+
+#[test]
+fn of_concurrent_if_none_match_puts_to_a_new_key_exactly_one_wins() {
+    let env = Env::start();
+    let key = "k/race.bin";
+    let replies: Vec<(Vec<u8>, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    let body = format!("writer {i}").into_bytes();
+                    let mut headers = put_headers(&body);
+                    headers.push(("if-none-match".to_owned(), "*".to_owned()));
+                    let url = presign_put(&env.bucket(), &credentials(), key, &as_pairs(&headers));
+                    let status = put(&mut connection(), &url, &headers, &body).status;
+                    (body, status)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<_> = replies.iter().filter(|(_, s)| *s == 200).collect();
+    assert_eq!(winners.len(), 1, "{replies:?}");
+    assert!(
+        replies.iter().all(|(_, s)| *s == 200 || *s == 412),
+        "{replies:?}"
+    );
+    assert_eq!(read(&env.object_path(key)), winners[0].0);
+}
+
+#[test]
+fn idle_connections_are_closed_and_a_full_server_serves_again() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path().join("data"), ACCESS_KEY, SECRET_KEY);
+    config.create_buckets = vec![BUCKET.to_owned()];
+    config.header_timeout = Duration::from_secs(1);
+    config.max_connections = 4;
+    let server = S3Server::start(config).unwrap();
+    // More idle sockets than the server serves at once.
+    let idle: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(server.addr()).unwrap())
+        .collect();
+    // A correct upload still goes through once the idle ones time out.
+    let body = b"after the idle ones";
+    let headers = put_headers(body);
+    let bucket = bucket_at(&server.endpoint(), BUCKET);
+    let url = presign_put(&bucket, &credentials(), "k/after.bin", &as_pairs(&headers));
+    let reply = put(&mut connection(), &url, &headers, body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // Every idle socket was closed by the server (read gives EOF or a reset), long
+    // before this generous limit.
+    for mut socket in idle {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = [0_u8; 1];
+        match socket.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("an idle connection got {n} bytes"),
+            Err(err) => assert!(
+                !matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "an idle connection stayed open: {err}"
+            ),
+        }
+    }
+}

@@ -26,6 +26,12 @@ pub struct PutResponse {
     pub code: Option<String>,
     /// S3 error `Message` from the XML body.
     pub message: Option<String>,
+    /// The bucket's region, where the server said it (`x-amz-bucket-region`, or the
+    /// error's `<Region>`), for redirects and wrong-region answers.
+    pub region: Option<String>,
+    /// Where to send requests instead (the error's `<Endpoint>`, or `Location`), for
+    /// redirects.
+    pub endpoint: Option<String>,
 }
 
 impl fmt::Display for PutResponse {
@@ -36,6 +42,12 @@ impl fmt::Display for PutResponse {
         }
         if let Some(message) = &self.message {
             write!(f, ": {message}")?;
+        }
+        if let Some(region) = &self.region {
+            write!(f, " (bucket region {region})")?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, " (endpoint {endpoint})")?;
         }
         Ok(())
     }
@@ -84,6 +96,8 @@ fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
         .header("ETag")
         .map(|v| v.trim().trim_matches('"').to_string());
     let date = conn.header("Date").map(str::to_string);
+    let region_header = conn.header("x-amz-bucket-region").map(str::to_string);
+    let location = conn.header("Location").map(str::to_string);
     let mut body = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -97,10 +111,15 @@ fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
         }
     }
     let text = String::from_utf8_lossy(&body);
-    let (code, message) = if (200..300).contains(&status) {
-        (None, None)
+    let (code, message, region, endpoint) = if (200..300).contains(&status) {
+        (None, None, None, None)
     } else {
-        (xml_element(&text, "Code"), xml_element(&text, "Message"))
+        (
+            xml_element(&text, "Code"),
+            xml_element(&text, "Message"),
+            region_header.or_else(|| xml_element(&text, "Region")),
+            xml_element(&text, "Endpoint").or(location),
+        )
     };
     Ok(PutResponse {
         status,
@@ -108,6 +127,8 @@ fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
         date,
         code,
         message,
+        region,
+        endpoint,
     })
 }
 
@@ -171,17 +192,56 @@ pub fn classify(response: &PutResponse, body_md5_hex: &str) -> Outcome {
             _ => Outcome::Stored,
         },
         412 => Outcome::AlreadyStored,
+        // A server without conditional writes (some S3-compatibles) cannot take the
+        // If-None-Match the URL signs: retrying cannot help, and uploading without
+        // the condition is a decision for the configuration, not the uploader.
+        501 => Outcome::Pause(format!(
+            "{said}: the server does not support If-None-Match (conditional writes); use a server that does, or sign URLs without the condition (the broker's --no-conditional-writes) where keys carry the rows' hash"
+        )),
         429 | 500..=599 => Outcome::Retry(said),
-        _ if code == "SlowDown" || code == "RequestTimeout" || code == "InternalError" => {
+        // Passing conflicts and cut bodies, documented by AWS as worth a retry.
+        _ if matches!(
+            code,
+            "SlowDown"
+                | "RequestTimeout"
+                | "InternalError"
+                | "ConditionalRequestConflict"
+                | "IncompleteBody"
+                | "OperationAborted"
+        ) =>
+        {
             Outcome::Retry(said)
         }
+        // The signature's time is off from the server's: the device clock is behind
+        // (expired, too old) or ahead (not yet valid, skewed).
         _ if code == "RequestTimeTooSkewed"
-            || (code == "AccessDenied" && message.contains("Request has expired")) =>
+            || code == "ExpiredRequest"
+            || (code == "AccessDenied"
+                && (message.contains("Request has expired")
+                    || message.contains("Request is not yet valid")))
+            || (code == "InvalidRequest"
+                && (message.contains("Date is too old")
+                    || message.contains("Date is too far in the future")
+                    || message.contains("Date is in the future"))) =>
         {
             Outcome::Resign {
                 server_date: response.date.as_deref().and_then(parse_http_date),
                 reason: said,
             }
+        }
+        _ if matches!(
+            code,
+            "PermanentRedirect" | "TemporaryRedirect" | "AuthorizationHeaderMalformed"
+        ) || matches!(response.status, 301 | 307) =>
+        {
+            let hint = match (&response.region, &response.endpoint) {
+                (Some(region), _) => format!("; set [s3] region = \"{region}\""),
+                (None, Some(endpoint)) => {
+                    format!("; set [s3] endpoint to the bucket's endpoint {endpoint}")
+                }
+                (None, None) => String::new(),
+            };
+            Outcome::Pause(format!("{said}{hint}"))
         }
         _ if matches!(
             code,
@@ -191,17 +251,34 @@ pub fn classify(response: &PutResponse, body_md5_hex: &str) -> Outcome {
                 | "InvalidToken"
                 | "AccessDenied"
                 | "NoSuchBucket"
-                | "AuthorizationHeaderMalformed"
                 | "AuthorizationQueryParametersError"
                 | "AllAccessDisabled"
                 | "AccountProblem"
-                | "PermanentRedirect"
-        ) || matches!(response.status, 301 | 307 | 401 | 403) =>
+        ) || matches!(response.status, 401 | 403) =>
         {
             Outcome::Pause(said)
         }
         _ if code == "BadDigest" || code == "InvalidDigest" => Outcome::Reverify(said),
-        _ => Outcome::Reject(said),
+        // What can never succeed for this file: quarantine it with the answer.
+        _ if matches!(
+            code,
+            "EntityTooLarge"
+                | "EntityTooSmall"
+                | "KeyTooLongError"
+                | "InvalidArgument"
+                | "InvalidObjectName"
+                | "InvalidRequest"
+                | "MetadataTooLarge"
+                | "MissingContentLength"
+                | "InvalidStorageClass"
+                | "MaxMessageLengthExceeded"
+        ) || matches!(response.status, 400 | 404 | 405 | 411 | 413 | 414) =>
+        {
+            Outcome::Reject(said)
+        }
+        // An answer no rule covers: keep the file and retry with backoff (never a
+        // tight loop), showing the server's code and message.
+        _ => Outcome::Retry(format!("unclassified answer {said}")),
     }
 }
 
@@ -227,6 +304,8 @@ mod tests {
             date: Some("Fri, 01 Mar 2024 08:00:00 GMT".into()),
             code: code.map(Into::into),
             message: message.map(Into::into),
+            region: None,
+            endpoint: None,
         }
     }
 
@@ -288,6 +367,56 @@ mod tests {
             classify(&response(400, Some("EntityTooLarge"), None), md5),
             Outcome::Reject(_)
         ));
+        for (status, code, message) in [
+            (403, "AccessDenied", "Request is not yet valid"),
+            (403, "ExpiredRequest", "Request has expired"),
+            (400, "InvalidRequest", "Bad request: Date is too old"),
+        ] {
+            assert!(
+                matches!(
+                    classify(&response(status, Some(code), Some(message)), md5),
+                    Outcome::Resign {
+                        server_date: Some(_),
+                        ..
+                    }
+                ),
+                "{code} {message}"
+            );
+        }
+        for code in [
+            "ConditionalRequestConflict",
+            "IncompleteBody",
+            "RequestTimeout",
+        ] {
+            let status = if code.starts_with('C') { 409 } else { 400 };
+            assert!(
+                matches!(
+                    classify(&response(status, Some(code), None), md5),
+                    Outcome::Retry(_)
+                ),
+                "{code}"
+            );
+        }
+        let Outcome::Pause(why) = classify(&response(501, Some("NotImplemented"), None), md5)
+        else {
+            panic!("501 pauses");
+        };
+        assert!(why.contains("If-None-Match"), "{why}");
+        let mut moved = response(301, Some("PermanentRedirect"), None);
+        moved.region = Some("eu-west-1".into());
+        let Outcome::Pause(why) = classify(&moved, md5) else {
+            panic!("301 pauses");
+        };
+        assert!(why.contains("region = \"eu-west-1\""), "{why}");
+        let Outcome::Retry(why) =
+            classify(&response(418, Some("Teapot"), Some("short and stout")), md5)
+        else {
+            panic!("an unclassified answer is retried");
+        };
+        assert!(
+            why.contains("Teapot") && why.contains("short and stout"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum Outcome {
     TooManyFiles,
     /// The request body is larger than allowed.
     BodyTooLarge,
+    /// The request body did not arrive within the body timeout.
+    BodyTimeout,
     /// The request is not valid JSON of the protocol's form.
     BadRequest,
     /// The broker could not decide (registry unreadable).

@@ -28,8 +28,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sensorlake::key::TimeWindow;
@@ -88,7 +87,18 @@ pub struct BrokerConfig {
     /// Sign `If-None-Match: *` (the server refuses to overwrite). Default on; turn off
     /// only for servers without conditional writes.
     pub conditional_writes: bool,
+    /// How long a client may take to send its request body once the head arrived;
+    /// then it gets 408 and the connection is closed. Default [`DEFAULT_BODY_TIMEOUT`].
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
+
+/// Default [`BrokerConfig::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`BrokerConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 impl fmt::Debug for BrokerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +118,8 @@ impl fmt::Debug for BrokerConfig {
             .field("max_object_bytes", &self.max_object_bytes)
             .field("rate_limit", &self.rate_limit)
             .field("conditional_writes", &self.conditional_writes)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -136,6 +148,8 @@ impl BrokerConfig {
             max_object_bytes: 16 * 1024 * 1024,
             rate_limit: Some(RateLimit::default()),
             conditional_writes: true,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -175,6 +189,12 @@ impl BrokerConfig {
         }
         if self.max_body_bytes < 1024 {
             bail!("max request body must be at least 1024 bytes");
+        }
+        if self.body_timeout.is_zero() {
+            bail!("the body timeout must be longer than 0");
+        }
+        if self.max_connections == 0 {
+            bail!("max connections must be at least 1");
         }
         // Fails early on a bad endpoint or bucket.
         sensorlake::presign::Signer::new(&self.target, &self.credentials, self.url_expiry)?;
@@ -230,49 +250,62 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     stop: StopSignal,
 ) {
-    let mut http = ConnBuilder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
+    // HTTP/1.1 only: the auto builder's version detection waits for a first byte with
+    // no timeout, so an idle plain-HTTP socket would hold a connection slot forever.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT);
-    accept_until("broker", listener, stop, |socket, remote, graceful| {
-        let state = state.clone();
-        let service = service_fn(move |req| {
+    let max_connections = state.max_connections();
+    accept_until(
+        "broker",
+        listener,
+        max_connections,
+        stop,
+        |socket, remote, permit, graceful| {
             let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(service::handle(&state, remote, req).await) }
-        });
-        let http = http.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(socket), service).into_owned())
-                        .await
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(service::handle(&state, remote, req).await)
                 }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(err)) => {
-                                tracing::debug!(%remote, "broker: TLS handshake failed: {err}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%remote, "broker: TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service).into_owned())
-                        .await
+            });
+            let http = http.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    None => {
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(socket), service))
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(err)) => {
+                                    tracing::debug!(%remote, "broker: TLS handshake failed: {err}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%remote, "broker: TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::debug!(%remote, "broker connection ended with an error: {err}");
                 }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%remote, "broker connection ended with an error: {err}");
-            }
-        });
-    })
+                drop(permit);
+            });
+        },
+    )
     .await;
 }
 

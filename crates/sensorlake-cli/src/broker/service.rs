@@ -89,6 +89,8 @@ pub struct State {
     window: TimeWindow,
     max_files: usize,
     max_body_bytes: usize,
+    body_timeout: Duration,
+    max_connections: usize,
     max_object_bytes: u64,
     conditional_writes: bool,
     registry: RegistryCache,
@@ -100,6 +102,11 @@ pub struct State {
 }
 
 impl State {
+    /// Connections the broker serves at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     /// Opens the audit log and reads the registry once (a broken registry fails the start).
     pub fn new(config: &BrokerConfig) -> Result<Self> {
         let registry = RegistryCache {
@@ -115,6 +122,8 @@ impl State {
             window: config.window,
             max_files: config.max_files,
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
+            max_connections: config.max_connections,
             max_object_bytes: config.max_object_bytes,
             conditional_writes: config.conditional_writes,
             registry,
@@ -383,10 +392,27 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
         }
     };
     let id = Some(device.as_str());
-    let body = match Limited::new(req.into_body(), state.max_body_bytes)
-        .collect()
-        .await
-    {
+    let read = Limited::new(req.into_body(), state.max_body_bytes).collect();
+    let Ok(read) = tokio::time::timeout(state.body_timeout, read).await else {
+        let message = format!(
+            "the request body did not arrive within {:?}",
+            state.body_timeout
+        );
+        let mut answer = error(StatusCode::REQUEST_TIMEOUT, message.clone());
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return deny(
+            state,
+            remote,
+            id,
+            true,
+            Outcome::BodyTimeout,
+            answer,
+            &message,
+        );
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
