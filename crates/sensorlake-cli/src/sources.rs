@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sensorlake::batch::Value;
+use sensorlake::batch::{MAX_TS_US, Value};
 use sensorlake::csv::{CsvHeader, infer_schema};
 use sensorlake::schema::{Channel, Schema};
 use sensorlake::simulate::Simulator;
@@ -69,13 +69,60 @@ impl Pace {
         }
     }
 
-    /// How long until the next row is due (`None`: now).
+    /// How long until the next row is due (`None`: now). The configuration keeps the
+    /// rate within its range; a due time beyond what the clock can hold waits anyway
+    /// (in slices), never panics.
     fn wait(&self) -> Option<Duration> {
         let rate = self.rate_hz?;
-        let due = self.started + Duration::from_secs_f64(self.emitted as f64 / rate);
-        due.checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        let due = Duration::try_from_secs_f64(self.emitted as f64 / rate)
+            .ok()
+            .and_then(|d| self.started.checked_add(d));
+        match due {
+            Some(due) => due
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero()),
+            None => Some(Duration::from_secs(1)),
+        }
     }
+}
+
+/// Name of the file in the spool directory that keeps the simulator's start time when
+/// `[source] start` is not set.
+pub const SIMULATE_START_FILE: &str = "simulate-start";
+
+/// The simulator's first-row time when `[source] start` is not set: the time of the
+/// first run (whole seconds), written to `<spool dir>/simulate-start` before any row is
+/// spooled, so a restart produces the same rows and resumes after the last one. A spool
+/// that already holds a position but no such file was made by a release whose default
+/// start was 2024-01-01T00:00:00Z: that start is kept (and written down).
+pub fn simulate_start(spool_dir: &Path, resume: Option<u64>) -> Result<i64> {
+    const OLD_DEFAULT_US: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
+    let path = spool_dir.join(SIMULATE_START_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let t: jiff::Timestamp = text.trim().parse().with_context(|| {
+                format!(
+                    "{} is not an RFC 3339 time; set [source] start or remove the file (a new start changes every simulated row)",
+                    path.display()
+                )
+            })?;
+            return Ok(t.as_microsecond());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let start_us = match resume {
+        Some(_) => OLD_DEFAULT_US,
+        None => {
+            let now = jiff::Timestamp::now().as_microsecond();
+            now - now.rem_euclid(1_000_000)
+        }
+    };
+    let text = jiff::Timestamp::from_microsecond(start_us)
+        .context("the start time")?
+        .to_string();
+    crate::fsutil::write_atomically(&path, format!("{text}\n").as_bytes())?;
+    Ok(start_us)
 }
 
 /// The simulated device.
@@ -111,6 +158,18 @@ impl Source for SimulateSource {
         }
         if let Some(wait) = self.pace.wait() {
             return Ok(Pull::Wait(wait));
+        }
+        let step = self.sim.profile().interval_us();
+        let in_range = i64::try_from(self.next)
+            .ok()
+            .and_then(|n| n.checked_mul(step))
+            .and_then(|d| self.sim.ts_of(0).checked_add(d))
+            .is_some_and(|t| t <= MAX_TS_US);
+        if !in_range {
+            bail!(
+                "simulated row {} would be after 9999-12-31T23:59:59.999999Z, the last time a row can have: lower [source] rows or start",
+                self.next
+            );
         }
         let mut values = Vec::new();
         let ts_us = self.sim.row(self.next, &mut values);
