@@ -22,7 +22,9 @@
 //! [`MAX_SEQ`]), and the next number is one above the highest of them. Anything else
 //! in `ready/` — another name, a number beyond [`MAX_SEQ`], a second file with a number
 //! already taken, a directory or a symlink — is moved to `quarantine/` at open with the
-//! reason, never uploaded under a number that collides and never silently ignored.
+//! reason (named `foreign-<name>` there when it looks like a spool name, so that its
+//! number and position never count), never uploaded under a number that collides and
+//! never silently ignored.
 //!
 //! **Source positions.** A caller whose source can be re-read (a CSV file, a
 //! deterministic simulator) passes the position after a batch's last row with the
@@ -58,6 +60,8 @@ pub const STATE: &str = "state";
 const EXT: &str = ".pq";
 /// Extension of quarantine reason files.
 const WHY: &str = ".why";
+/// Prefix of quarantined entries the spool did not write (see [`Spool::open`]).
+pub const FOREIGN: &str = "foreign-";
 /// The highest sequence number the spool uses (2⁴⁰ − 1: a file a second for 34,000
 /// years). A name with a higher number is not one the spool wrote; keeping the limit far
 /// below `u64::MAX` means `highest + 1` can never wrap.
@@ -728,16 +732,23 @@ impl<S: Storage> Spool<S> {
                     .map(|(n, _)| n),
             )
             .collect();
+        // A name that looks like a spool name gets a prefix in quarantine/, so its
+        // number and position never count as the spool's (a stray position would make
+        // the source skip rows).
+        let base = match parse_loose(name) {
+            Some(_) => format!("{FOREIGN}{name}"),
+            None => name.to_string(),
+        };
         let target = (0..)
             .map(|i| {
                 if i == 0 {
-                    name.to_string()
+                    base.clone()
                 } else {
-                    format!("{name}.{i}")
+                    format!("{base}.{i}")
                 }
             })
             .find(|t| !taken.contains(t) && !taken.contains(&reason_name(t)))
-            .unwrap_or_else(|| name.to_string());
+            .unwrap_or(base);
         log::error!("spool: quarantining ready/{name} as quarantine/{target}: {reason}");
         let why = format!("{QUARANTINE}/{}", reason_name(&target));
         self.storage.write(&why, reason.as_bytes())?;

@@ -193,8 +193,8 @@ impl Storage for StdStorage {
         let mut out = Vec::new();
         for entry in fs::read_dir(&path).map_err(|e| at(&path, "cannot list", e))? {
             let entry = entry.map_err(|e| at(&path, "cannot list", e))?;
-            // The entry itself, not what a symlink points to.
-            let kind = match entry.file_type() {
+            // The entry itself, not what a symlink points to (as `list` stats it).
+            let kind = match entry.metadata().map(|m| m.file_type()) {
                 Ok(t) if t.is_file() => continue,
                 Ok(t) if t.is_symlink() => NotAFile::Symlink,
                 Ok(t) if t.is_dir() => NotAFile::Dir,

@@ -305,13 +305,16 @@ fn a_stray_highest_numbered_file_neither_wraps_the_numbers_nor_hides_a_file() {
     let q = spool.quarantined().unwrap();
     assert_eq!(q.len(), 3, "{q:?}");
     let reason = |name: &str| q.iter().find(|f| f.name == name).unwrap().reason.clone();
-    assert!(reason("ffffffffffffffff.pq").contains("beyond"), "{q:?}");
     assert!(
-        reason("00000003-00000000000000ff.pq").contains("also the number of"),
+        reason("foreign-ffffffffffffffff.pq").contains("beyond"),
         "{q:?}"
     );
     assert!(
-        reason("0000000000000004.pq").contains("not spelled"),
+        reason("foreign-00000003-00000000000000ff.pq").contains("also the number of"),
+        "{q:?}"
+    );
+    assert!(
+        reason("foreign-0000000000000004.pq").contains("not spelled"),
         "{q:?}"
     );
     assert_eq!(
@@ -340,11 +343,13 @@ fn a_stray_highest_numbered_file_neither_wraps_the_numbers_nor_hides_a_file() {
     distinct.dedup();
     assert_eq!(uploaded.len(), 13, "{uploaded:?}");
     assert_eq!(distinct.len(), 13, "{uploaded:?}");
-    // The number of the position marker in state/ counts too (here the requeued file
-    // with position ff, number 11): a new file is numbered above it.
+    // The requeued foreign copies carry no position (theirs is not trusted): the
+    // marker in state/ is file 9 with position 100, and a new file is numbered above
+    // it (numbers of files already gone may come back; live ones never).
     drop(spool);
     let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
-    assert_eq!(spool.push(&file(100, 10), Some(110)).unwrap().seq, 12);
+    assert_eq!(spool.position(), Some(100));
+    assert_eq!(spool.push(&file(100, 10), Some(110)).unwrap().seq, 10);
 }
 
 #[test]
@@ -406,20 +411,20 @@ fn directories_and_symlinks_in_ready_are_quarantined_and_reported() {
     assert_eq!(
         kinds,
         [
-            ("00000005.pq", Some(NotAFile::Symlink)),
-            ("00000006.pq", Some(NotAFile::Dir))
+            ("foreign-00000005.pq", Some(NotAFile::Symlink)),
+            ("foreign-00000006.pq", Some(NotAFile::Dir))
         ]
     );
     assert!(q[0].reason.contains("a symlink in ready/"), "{q:?}");
     assert!(
-        std::fs::symlink_metadata(dir.path().join(QUARANTINE).join("00000005.pq"))
+        std::fs::symlink_metadata(dir.path().join(QUARANTINE).join("foreign-00000005.pq"))
             .unwrap()
             .file_type()
             .is_symlink(),
         "the link itself moved"
     );
     assert!(foreign_entries(&storage).unwrap().is_empty());
-    let err = spool.requeue(Some("00000006.pq")).unwrap_err();
+    let err = spool.requeue(Some("foreign-00000006.pq")).unwrap_err();
     assert!(matches!(err, SpoolError::NotAFile { .. }), "{err}");
     assert!(
         spool.requeue(None).unwrap().is_empty(),
