@@ -396,10 +396,7 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
             rows,
             rate_hz,
         } => {
-            let start_us = match start_us {
-                Some(start) => *start,
-                None => sources::simulate_start(&config.spool_dir, resume)?,
-            };
+            let start_us = sources::simulate_start(&config.spool_dir, *start_us, resume)?;
             Box::new(SimulateSource::new(
                 Simulator::new(*profile, config.device_id.as_str(), *seed, start_us),
                 *rows,

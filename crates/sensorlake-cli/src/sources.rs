@@ -90,15 +90,26 @@ impl Pace {
 /// `[source] start` is not set.
 pub const SIMULATE_START_FILE: &str = "simulate-start";
 
-/// The simulator's first-row time when `[source] start` is not set: the time of the
-/// first run (whole seconds), written to `<spool dir>/simulate-start` before any row is
-/// spooled, so a restart produces the same rows and resumes after the last one. A spool
-/// that already holds a position but no such file was made by a release whose default
-/// start was 2024-01-01T00:00:00Z: that start is kept (and written down).
-pub fn simulate_start(spool_dir: &Path, resume: Option<u64>) -> Result<i64> {
+/// The simulator's first-row time, kept in `<spool dir>/simulate-start` so that a
+/// restart produces the same rows and resumes after the last one. Without
+/// `[source] start` it is the time of the first run (whole seconds), written before any
+/// row is spooled; a spool that already holds a position but no such file was made by a
+/// release whose default start was 2024-01-01T00:00:00Z, and keeps that start. A
+/// configured start that differs from the kept one while the spool holds a position is
+/// refused: it would change every row already read.
+pub fn simulate_start(
+    spool_dir: &Path,
+    configured: Option<i64>,
+    resume: Option<u64>,
+) -> Result<i64> {
     const OLD_DEFAULT_US: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
     let path = spool_dir.join(SIMULATE_START_FILE);
-    match std::fs::read_to_string(&path) {
+    let rfc3339 = |us: i64| {
+        jiff::Timestamp::from_microsecond(us)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| format!("{us} µs"))
+    };
+    let kept = match std::fs::read_to_string(&path) {
         Ok(text) => {
             let t: jiff::Timestamp = text.trim().parse().with_context(|| {
                 format!(
@@ -106,22 +117,31 @@ pub fn simulate_start(spool_dir: &Path, resume: Option<u64>) -> Result<i64> {
                     path.display()
                 )
             })?;
-            return Ok(t.as_microsecond());
+            Some(t.as_microsecond())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let start_us = match resume {
-        Some(_) => OLD_DEFAULT_US,
-        None => {
+    };
+    let start_us = match (configured, kept) {
+        (Some(c), Some(k)) if c != k && resume.is_some() => bail!(
+            "[source] start {} differs from {}, the start of the rows already in spool dir {} ({}): a new start changes every simulated row; use a new spool dir, or set start = \"{}\"",
+            rfc3339(c),
+            rfc3339(k),
+            spool_dir.display(),
+            SIMULATE_START_FILE,
+            rfc3339(k)
+        ),
+        (Some(c), _) => c,
+        (None, Some(k)) => return Ok(k),
+        (None, None) if resume.is_some() => OLD_DEFAULT_US,
+        (None, None) => {
             let now = jiff::Timestamp::now().as_microsecond();
             now - now.rem_euclid(1_000_000)
         }
     };
-    let text = jiff::Timestamp::from_microsecond(start_us)
-        .context("the start time")?
-        .to_string();
-    crate::fsutil::write_atomically(&path, format!("{text}\n").as_bytes())?;
+    if kept != Some(start_us) {
+        crate::fsutil::write_atomically(&path, format!("{}\n", rfc3339(start_us)).as_bytes())?;
+    }
     Ok(start_us)
 }
 

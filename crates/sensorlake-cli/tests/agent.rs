@@ -793,6 +793,17 @@ fn the_simulators_default_start_is_the_first_run_and_the_brokers_default_window_
             .quarantine
             .is_empty()
     );
+    // Another start would change the rows already read: refused, naming the key.
+    let other = format!("{}\nstart = \"{START}\"", source(2000));
+    let config = write_config(dir.path(), &lake.server.endpoint(), &other, &extra);
+    let out = run(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("[source] start") && text(&out.stderr).contains("differs"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(lake.rows("raw/").rows.len(), 1280);
 }
 
 #[test]
