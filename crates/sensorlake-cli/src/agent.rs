@@ -8,10 +8,16 @@
 //! on SIGINT/SIGTERM stops both: the open batch is flushed into the spool, the upload in
 //! flight finishes, and the agent exits 0.
 //!
+//! If a worker thread dies (a panic), the agent stops at once: the other thread is
+//! stopped (the source flushes its open batch into the spool), the final status is
+//! written, and `run` fails naming the thread — never a healthy status line over a dead
+//! thread.
+//!
 //! Test hooks (environment): `SENSORLAKE_FAILPOINT=<phase>:<n>` aborts the process the
-//! n-th time it passes `phase` (see [`sensorlake::failpoint::PHASES`]);
+//! n-th time it passes `phase` (see [`sensorlake::failpoint::PHASES`]), and
+//! `<phase>:<n>:panic` panics the thread passing it instead;
 //! `SENSORLAKE_CLOCK_OFFSET_SECS=<s>` shifts the agent's clock by `s` seconds, like a
-//! device whose clock is wrong.
+//! device whose clock is wrong (at most [`MAX_CLOCK_OFFSET_SECS`] either way).
 
 use std::fs::File;
 use std::path::Path;
@@ -46,6 +52,9 @@ use crate::sources::{self, CsvSource, Pull, SimulateSource, Source, StdinSource}
 pub const FAILPOINT_ENV: &str = "SENSORLAKE_FAILPOINT";
 /// Environment variable of the clock offset (test hook).
 pub const CLOCK_OFFSET_ENV: &str = "SENSORLAKE_CLOCK_OFFSET_SECS";
+/// The largest clock offset accepted either way: 100 years (a device whose clock
+/// starts at 1970 is 56 years behind).
+pub const MAX_CLOCK_OFFSET_SECS: i64 = 3_155_760_000;
 
 /// How the agent runs.
 #[derive(Debug, Clone, Default)]
@@ -172,15 +181,19 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Installs the `SENSORLAKE_FAILPOINT=<phase>:<n>` hook, if set.
+/// Installs the `SENSORLAKE_FAILPOINT=<phase>:<n>[:panic]` hook, if set.
 pub fn install_failpoint_from_env() -> Result<()> {
     let Ok(spec) = std::env::var(FAILPOINT_ENV) else {
         return Ok(());
     };
-    let (phase, n) = spec
+    let (spec_point, panics) = match spec.strip_suffix(":panic") {
+        Some(point) => (point, true),
+        None => (spec.as_str(), false),
+    };
+    let (phase, n) = spec_point
         .split_once(':')
         .and_then(|(p, n)| Some((p.to_string(), n.parse::<u64>().ok()?)))
-        .ok_or_else(|| anyhow!("{FAILPOINT_ENV}={spec:?}: expected <phase>:<n>"))?;
+        .ok_or_else(|| anyhow!("{FAILPOINT_ENV}={spec:?}: expected <phase>:<n>[:panic]"))?;
     if !failpoint::PHASES.contains(&phase.as_str()) {
         bail!(
             "{FAILPOINT_ENV}: unknown phase {phase:?}; phases: {}",
@@ -190,6 +203,9 @@ pub fn install_failpoint_from_env() -> Result<()> {
     let passes = AtomicU64::new(0);
     failpoint::set_hook(move |hit| {
         if hit == phase && passes.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            if panics {
+                panic!("fail point {hit}:{n} reached: panicking");
+            }
             eprintln!("fail point {hit}:{n} reached: aborting");
             std::process::abort();
         }
@@ -199,12 +215,29 @@ pub fn install_failpoint_from_env() -> Result<()> {
 
 fn clock_from_env() -> Result<SkewedClock> {
     let offset_secs = match std::env::var(CLOCK_OFFSET_ENV) {
-        Ok(v) => v
-            .parse()
-            .map_err(|_| anyhow!("{CLOCK_OFFSET_ENV}={v:?} is not a number of seconds"))?,
+        Ok(v) => {
+            let secs: i64 = v.trim().parse().map_err(|_| {
+                anyhow!("{CLOCK_OFFSET_ENV}={v:?} is not a whole number of seconds")
+            })?;
+            if secs.unsigned_abs() > MAX_CLOCK_OFFSET_SECS.unsigned_abs() {
+                bail!(
+                    "{CLOCK_OFFSET_ENV}={v:?} is outside the allowed range -{MAX_CLOCK_OFFSET_SECS} to {MAX_CLOCK_OFFSET_SECS} seconds (100 years)"
+                );
+            }
+            secs
+        }
         Err(_) => 0,
     };
     Ok(SkewedClock { offset_secs })
+}
+
+/// The text of a thread's panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
 }
 
 /// Holds the spool directory's lock for as long as it lives.
@@ -354,6 +387,7 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         .with_context(|| format!("cannot open spool dir {}", config.spool_dir.display()))?;
     let (recorder, sender) = pipeline.split();
     let resume = recorder.resume_position();
+    let spool = recorder.spool().clone();
 
     let source: Box<dyn Source> = match &config.source {
         SourceConfig::Simulate {
@@ -362,12 +396,15 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
             start_us,
             rows,
             rate_hz,
-        } => Box::new(SimulateSource::new(
-            Simulator::new(*profile, config.device_id.as_str(), *seed, *start_us),
-            *rows,
-            *rate_hz,
-            resume,
-        )),
+        } => {
+            let start_us = sources::simulate_start(&config.spool_dir, *start_us, resume)?;
+            Box::new(SimulateSource::new(
+                Simulator::new(*profile, config.device_id.as_str(), *seed, start_us),
+                *rows,
+                *rate_hz,
+                resume,
+            ))
+        }
         SourceConfig::Csv { path, rate_hz } => Box::new(CsvSource::open(
             path,
             &schema,
@@ -440,9 +477,12 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
 
     let mut next_status = Instant::now() + config.status_interval;
     loop {
+        // The source thread ends early only on an error or a panic, the upload thread
+        // only when drained: either way the agent stops now.
         if stop.load(Ordering::SeqCst)
             || drained.load(Ordering::SeqCst)
             || source_thread.is_finished() && !source_done.load(Ordering::SeqCst)
+            || upload_thread.is_finished()
         {
             break;
         }
@@ -455,15 +495,26 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::SeqCst);
-    let source_result = source_thread
-        .join()
-        .map_err(|_| anyhow!("the source thread panicked"))?;
-    upload_thread
-        .join()
-        .map_err(|_| anyhow!("the upload thread panicked"))?;
+    let source_result = source_thread.join();
+    let upload_result = upload_thread.join();
+    // The source's last flush came after the upload thread's last count: the final
+    // status shows the spool as it is now.
+    lock(&shared).spool = spool.lock().unwrap_or_else(|e| e.into_inner()).stats();
     let status = status_of(config, &shared);
     tracing::info!("status: {}", status.line());
     write_status(config, &status);
+    let source_result = source_result.map_err(|p| {
+        anyhow!(
+            "the source thread died ({}): the agent stopped; what was spooled is kept",
+            panic_message(p.as_ref())
+        )
+    })?;
+    upload_result.map_err(|p| {
+        anyhow!(
+            "the upload thread died ({}): the agent stopped; the spool keeps every file",
+            panic_message(p.as_ref())
+        )
+    })?;
     source_result?;
     if drained.load(Ordering::SeqCst) && status.rows_skipped > 0 {
         bail!(

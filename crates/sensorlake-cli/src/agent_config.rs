@@ -36,24 +36,101 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(digits);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("size {text:?}: use e.g. 64MiB, 512KiB, 10MB or plain bytes"))?;
-    let factor: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
+    let bad = || format!("size {text:?}: use e.g. 64MiB, 512KiB, 10MB or plain bytes");
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty()) {
+        return Err(bad());
+    }
+    let factor: u128 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
         other => {
             return Err(format!(
                 "size {text:?}: unknown unit {other:?} (B, KiB, MiB, GiB, kB, MB, GB)"
             ));
         }
     };
-    Ok((number * factor) as u64)
+    // Exact decimal arithmetic: a size is a whole number of bytes, never rounded.
+    let too_large = || format!("size {text:?} is too large");
+    let digits_value = |d: &str| -> Result<u128, String> {
+        if d.len() > 30 {
+            return Err(too_large());
+        }
+        d.parse::<u128>().map_err(|_| bad())
+    };
+    let scale = 10u128
+        .checked_pow(u32::try_from(fraction.len()).map_err(|_| too_large())?)
+        .ok_or_else(too_large)?;
+    let fraction_value = if fraction.is_empty() {
+        0
+    } else {
+        digits_value(fraction)?
+    };
+    let scaled = digits_value(whole)?
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(fraction_value))
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(too_large)?;
+    if !scaled.is_multiple_of(scale) {
+        return Err(format!("size {text:?} is not a whole number of bytes"));
+    }
+    u64::try_from(scaled / scale).map_err(|_| too_large())
+}
+
+/// The documented range of every numeric key (sensorlake.example.toml and the README
+/// say the same); a value outside is refused at load, naming the key.
+pub mod ranges {
+    use std::time::Duration;
+
+    /// `[source] rate_hz` (0 = as fast as possible is also accepted).
+    pub const RATE_HZ: (f64, f64) = (0.000_001, 1_000_000.0);
+    /// `[source] rows` (0 = endless is also accepted).
+    pub const ROWS: (u64, u64) = (0, 1_000_000_000);
+    /// `[source] start`, µs since the epoch: 1970-01-01 to 9000-01-01.
+    pub const START_US: (i64, i64) = (0, 221_845_392_000_000_000);
+    /// `[batch] max_rows`.
+    pub const MAX_ROWS: (usize, usize) = (1, 1_000_000);
+    /// `[batch] max_age` (or "none").
+    pub const MAX_AGE: (Duration, Duration) =
+        (Duration::from_millis(1), Duration::from_secs(366 * 86_400));
+    /// `[batch] max_pending`.
+    pub const MAX_PENDING: (usize, usize) = (1, 1024);
+    /// `[spool] max_bytes`.
+    pub const MAX_BYTES: (u64, u64) = (4 << 10, 1 << 40);
+    /// `[spool] max_files`.
+    pub const MAX_FILES: (usize, usize) = (1, 1_000_000);
+    /// `[journal] sync_every_rows`.
+    pub const SYNC_EVERY_ROWS: (u32, u32) = (1, 1_000_000);
+    /// `[s3] url_expiry`.
+    pub const URL_EXPIRY: (Duration, Duration) =
+        (Duration::from_secs(1), Duration::from_secs(7 * 86_400));
+    /// `[http] connect_timeout` and `[http] timeout`.
+    pub const HTTP_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(3600));
+    /// `[upload] backoff_initial` and `[upload] backoff_max`.
+    pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(3600));
+    /// `[upload] pause_initial` and `[upload] pause_max`.
+    pub const PAUSE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(86_400));
+    /// `[status] interval`.
+    pub const STATUS_INTERVAL: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(86_400));
+}
+
+/// Refuses `value` outside `range`, naming the key and the range.
+fn check_range<T: PartialOrd + std::fmt::Debug>(key: &str, value: T, range: (T, T)) -> Result<T> {
+    if value < range.0 || value > range.1 {
+        bail!(
+            "{key}: {value:?} is outside the allowed range {:?} to {:?}",
+            range.0,
+            range.1
+        );
+    }
+    Ok(value)
 }
 
 /// Parses `250ms`, `60s`, `15min`, `5m`, `2h`, `1h30m`, or plain seconds.
@@ -233,8 +310,9 @@ pub enum SourceConfig {
         profile: Profile,
         /// Seed of the signals.
         seed: u64,
-        /// Timestamp of row 0 (µs since the epoch).
-        start_us: i64,
+        /// Timestamp of row 0 (µs since the epoch); `None`: the time of the first run,
+        /// kept in the spool directory (see [`crate::sources::simulate_start`]).
+        start_us: Option<i64>,
         /// Rows in total (`None`: endless).
         rows: Option<u64>,
         /// Rows per second (`None`: as fast as possible).
@@ -372,11 +450,14 @@ impl AgentConfig {
 
         let s = &raw.source;
         let rate = |default: Option<f64>| -> Result<Option<f64>> {
+            let (min, max) = ranges::RATE_HZ;
             match s.rate_hz {
                 None => Ok(default),
                 Some(0.0) => Ok(None),
-                Some(r) if r.is_finite() && r > 0.0 => Ok(Some(r)),
-                Some(r) => bail!("[source] rate_hz: {r} is not a rate (0 = as fast as possible)"),
+                Some(r) if (min..=max).contains(&r) => Ok(Some(r)),
+                Some(r) => bail!(
+                    "[source] rate_hz: {r} is outside the allowed range {min} to {max} rows per second (0 = as fast as possible)"
+                ),
             }
         };
         let kind = s.kind.as_deref().unwrap_or("simulate");
@@ -404,15 +485,29 @@ impl AgentConfig {
                 let profile = parse_with(&s.profile, "[source] profile", Profile::Enviro, |t| {
                     Profile::parse(t)
                 })?;
-                let start = s.start.as_deref().unwrap_or("2024-01-01T00:00:00Z");
-                let start: jiff::Timestamp = start.parse().map_err(|e| {
-                    anyhow!("[source] start: {start:?} is not an RFC 3339 time: {e}")
-                })?;
+                let start_us = match s.start.as_deref() {
+                    None => None,
+                    Some(start) => {
+                        let t: jiff::Timestamp = start.parse().map_err(|e| {
+                            anyhow!("[source] start: {start:?} is not an RFC 3339 time: {e}")
+                        })?;
+                        let (min, max) = ranges::START_US;
+                        if !(min..=max).contains(&t.as_microsecond()) {
+                            bail!(
+                                "[source] start: {start:?} is outside the allowed range 1970-01-01T00:00:00Z to 9000-01-01T00:00:00Z"
+                            );
+                        }
+                        Some(t.as_microsecond())
+                    }
+                };
                 SourceConfig::Simulate {
                     profile,
                     seed: s.seed.unwrap_or(1),
-                    start_us: start.as_microsecond(),
-                    rows: s.rows.filter(|&r| r > 0),
+                    start_us,
+                    rows: match s.rows {
+                        None | Some(0) => None,
+                        Some(r) => Some(check_range("[source] rows", r, ranges::ROWS)?),
+                    },
                     rate_hz: rate(Some(1e6 / profile.interval_us() as f64))?,
                 }
             }
@@ -438,6 +533,14 @@ impl AgentConfig {
                 let mut channel = Channel::new(&c.name, ty);
                 channel.nullable = c.nullable;
                 channel.unit = c.unit.clone();
+                if let Some(scale) = c.scale
+                    && !scale.is_finite()
+                {
+                    bail!(
+                        "[[channels]] scale of {:?}: {scale} is not a finite number",
+                        c.name
+                    );
+                }
                 channel.scale = c.scale;
                 out.push(channel);
             }
@@ -453,10 +556,18 @@ impl AgentConfig {
         };
         let b = &raw.batch;
         let batch = BatchConfig {
-            max_rows: b.max_rows.unwrap_or(defaults.max_rows),
+            max_rows: check_range(
+                "[batch] max_rows",
+                b.max_rows.unwrap_or(defaults.max_rows),
+                ranges::MAX_ROWS,
+            )?,
             max_age: match &b.max_age {
                 Some(t) if t == "none" => None,
-                Some(t) => Some(parse_duration(t).map_err(|e| anyhow!("[batch] max_age: {e}"))?),
+                Some(t) => Some(check_range(
+                    "[batch] max_age",
+                    parse_duration(t).map_err(|e| anyhow!("[batch] max_age: {e}"))?,
+                    ranges::MAX_AGE,
+                )?),
                 None => defaults.max_age,
             },
             window: match &b.window {
@@ -464,7 +575,11 @@ impl AgentConfig {
                 Some(t) => Some(parse_duration(t).map_err(|e| anyhow!("[batch] window: {e}"))?),
                 None => defaults.window,
             },
-            max_pending: b.max_pending.unwrap_or(defaults.max_pending),
+            max_pending: check_range(
+                "[batch] max_pending",
+                b.max_pending.unwrap_or(defaults.max_pending),
+                ranges::MAX_PENDING,
+            )?,
         };
         batch.validate().map_err(|e| anyhow!("[batch]: {e}"))?;
 
@@ -516,16 +631,17 @@ impl AgentConfig {
                 WhenFull::parse,
             )?,
         };
-        if spool.max_files == 0 || spool.max_bytes == 0 {
-            bail!("[spool] max_bytes and max_files must be above 0");
-        }
+        check_range("[spool] max_bytes", spool.max_bytes, ranges::MAX_BYTES)?;
+        check_range("[spool] max_files", spool.max_files, ranges::MAX_FILES)?;
         let spool_dir = resolve(sp.dir.as_deref().unwrap_or(Path::new("spool")));
 
-        let journal_sync_every = if raw.journal.enabled {
-            Some(raw.journal.sync_every_rows.unwrap_or(1).max(1))
-        } else {
-            None
-        };
+        // Checked even while the journal is off: a value in the file is never ignored.
+        let sync_every = check_range(
+            "[journal] sync_every_rows",
+            raw.journal.sync_every_rows.unwrap_or(1),
+            ranges::SYNC_EVERY_ROWS,
+        )?;
+        let journal_sync_every = raw.journal.enabled.then_some(sync_every);
 
         let s3 = &raw.s3;
         let target = S3Target {
@@ -536,42 +652,87 @@ impl AgentConfig {
         };
         let keys = KeyTemplate::new(layout, s3.prefix.as_deref().unwrap_or(""))
             .map_err(|e| anyhow!("[s3] prefix: {e}"))?;
-        let url_expiry = opt_duration(&s3.url_expiry, "[s3] url_expiry", Duration::from_secs(300))?;
+        let url_expiry = check_range(
+            "[s3] url_expiry",
+            opt_duration(&s3.url_expiry, "[s3] url_expiry", Duration::from_secs(300))?,
+            ranges::URL_EXPIRY,
+        )?;
 
         let h = &raw.http;
         let http_defaults = HttpConfig::default();
         let http = HttpConfig {
-            connect_timeout: opt_duration(
-                &h.connect_timeout,
+            connect_timeout: check_range(
                 "[http] connect_timeout",
-                http_defaults.connect_timeout,
+                opt_duration(
+                    &h.connect_timeout,
+                    "[http] connect_timeout",
+                    http_defaults.connect_timeout,
+                )?,
+                ranges::HTTP_TIMEOUT,
             )?,
-            timeout: opt_duration(&h.timeout, "[http] timeout", http_defaults.timeout)?,
+            timeout: check_range(
+                "[http] timeout",
+                opt_duration(&h.timeout, "[http] timeout", http_defaults.timeout)?,
+                ranges::HTTP_TIMEOUT,
+            )?,
             ca_file: h.ca_file.as_deref().map(resolve),
         };
 
         let u = &raw.upload;
         let ud = UploadConfig::default();
+        let ranged = |value: &Option<String>, key: &str, default, range| {
+            check_range(key, opt_duration(value, key, default)?, range)
+        };
         let upload = UploadConfig {
-            backoff_initial: opt_duration(
+            backoff_initial: ranged(
                 &u.backoff_initial,
                 "[upload] backoff_initial",
                 ud.backoff_initial,
+                ranges::BACKOFF,
             )?,
-            backoff_max: opt_duration(&u.backoff_max, "[upload] backoff_max", ud.backoff_max)?,
-            pause_initial: opt_duration(
+            backoff_max: ranged(
+                &u.backoff_max,
+                "[upload] backoff_max",
+                ud.backoff_max,
+                ranges::BACKOFF,
+            )?,
+            pause_initial: ranged(
                 &u.pause_initial,
                 "[upload] pause_initial",
                 ud.pause_initial,
+                ranges::PAUSE,
             )?,
-            pause_max: opt_duration(&u.pause_max, "[upload] pause_max", ud.pause_max)?,
+            pause_max: ranged(
+                &u.pause_max,
+                "[upload] pause_max",
+                ud.pause_max,
+                ranges::PAUSE,
+            )?,
             verify_rows: u.verify_rows.unwrap_or(ud.verify_rows),
             ..ud
         };
+        if upload.backoff_max < upload.backoff_initial {
+            bail!(
+                "[upload] backoff_max ({:?}) is below backoff_initial ({:?})",
+                upload.backoff_max,
+                upload.backoff_initial
+            );
+        }
+        if upload.pause_max < upload.pause_initial {
+            bail!(
+                "[upload] pause_max ({:?}) is below pause_initial ({:?})",
+                upload.pause_max,
+                upload.pause_initial
+            );
+        }
 
         let st = &raw.status;
-        let status_interval =
-            opt_duration(&st.interval, "[status] interval", Duration::from_secs(10))?;
+        let status_interval = ranged(
+            &st.interval,
+            "[status] interval",
+            Duration::from_secs(10),
+            ranges::STATUS_INTERVAL,
+        )?;
         let status_file = match &st.file {
             None => Some(spool_dir.join("status.json")),
             Some(p) if p.as_os_str().is_empty() => None,
@@ -629,6 +790,70 @@ impl AgentConfig {
             credentials,
         })
     }
+}
+
+/// Every `# Range: MIN to MAX` comment of an example configuration (such as
+/// `sensorlake.example.toml`), as (table, key, MIN, MAX): the key is the next
+/// `key = value` line, commented out or not. The tests use it to load and run every
+/// documented range end.
+pub fn documented_ranges(example: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let mut table = String::new();
+    let mut pending: Option<(String, String)> = None;
+    for line in example.lines() {
+        let line = line.trim();
+        if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = t.to_string();
+            continue;
+        }
+        if let Some(range) = line.strip_prefix("# Range: ") {
+            let range = range.split(';').next().unwrap().split(" (").next().unwrap();
+            let (min, max) = range.split_once(" to ").expect("Range: MIN to MAX");
+            pending = Some((min.trim().to_string(), max.trim().to_string()));
+            continue;
+        }
+        let assignment = line.strip_prefix("# ").unwrap_or(line);
+        if let Some((key, _)) = assignment.split_once(" = ")
+            && !key.contains(' ')
+            && let Some((min, max)) = pending.take()
+        {
+            out.push((table.clone(), key.to_string(), min, max));
+        }
+    }
+    out
+}
+
+/// `example` with `[table] key = value` set: the key's line replaced (or, if the key is
+/// only shown commented out, that line). Panics if the key is not in `example`.
+pub fn example_with(example: &str, table: &str, key: &str, value: &str) -> String {
+    // The key's own line, else its commented-out line.
+    for commented in [false, true] {
+        let mut current = String::new();
+        let mut done = false;
+        let mut out = String::new();
+        for line in example.lines() {
+            let trimmed = line.trim();
+            if let Some(t) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = t.to_string();
+            }
+            let assignment = match trimmed.strip_prefix("# ") {
+                Some(rest) if commented => rest,
+                Some(_) => "",
+                None => trimmed,
+            };
+            if !done && current == table && assignment.starts_with(&format!("{key} = ")) {
+                out.push_str(&format!("{key} = {value}\n"));
+                done = true;
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        if done {
+            return out;
+        }
+    }
+    panic!("[{table}] {key} is not in the example")
 }
 
 #[cfg(test)]
@@ -750,7 +975,119 @@ prefix = "raw"
     }
 
     #[test]
+    fn every_number_has_a_documented_range_checked_at_load() {
+        let example = include_str!("../../../sensorlake.example.toml");
+        let ranges = documented_ranges(example);
+        let keys: Vec<String> = ranges
+            .iter()
+            .map(|(t, k, _, _)| format!("[{t}] {k}"))
+            .collect();
+        for key in [
+            "[source] rate_hz",
+            "[source] seed",
+            "[source] start",
+            "[source] rows",
+            "[batch] max_rows",
+            "[batch] max_age",
+            "[batch] max_pending",
+            "[spool] max_bytes",
+            "[spool] max_files",
+            "[journal] sync_every_rows",
+            "[s3] url_expiry",
+            "[http] connect_timeout",
+            "[http] timeout",
+            "[upload] backoff_initial",
+            "[upload] backoff_max",
+            "[upload] pause_initial",
+            "[upload] pause_max",
+            "[status] interval",
+        ] {
+            assert!(
+                keys.contains(&key.to_string()),
+                "{key} has no range: {keys:?}"
+            );
+        }
+        for (table, key, min, max) in &ranges {
+            for value in [min, max] {
+                let text = example_with(example, table, key, value);
+                let parsed = AgentConfig::parse(&text, Path::new("/x"));
+                // A minimum backoff/pause maximum is below its default initial: set both.
+                let parsed = match (table.as_str(), key.as_str()) {
+                    ("upload", "backoff_max") => AgentConfig::parse(
+                        &example_with(&text, "upload", "backoff_initial", value),
+                        Path::new("/x"),
+                    ),
+                    ("upload", "pause_max") => AgentConfig::parse(
+                        &example_with(&text, "upload", "pause_initial", value),
+                        Path::new("/x"),
+                    ),
+                    ("upload", "backoff_initial") if value == max => AgentConfig::parse(
+                        &example_with(&text, "upload", "backoff_max", value),
+                        Path::new("/x"),
+                    ),
+                    ("upload", "pause_initial") if value == max => AgentConfig::parse(
+                        &example_with(&text, "upload", "pause_max", value),
+                        Path::new("/x"),
+                    ),
+                    _ => parsed,
+                };
+                if let Err(e) = parsed {
+                    panic!("[{table}] {key} = {value} is documented but refused: {e:#}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_beyond_a_range_are_refused_with_the_key_named() {
+        let example = include_str!("../../../sensorlake.example.toml");
+        for (table, key, value) in [
+            ("source", "rate_hz", "1e-20"),
+            ("source", "rate_hz", "1e7"),
+            ("source", "rate_hz", "-1"),
+            ("source", "rows", "1000000001"),
+            ("source", "start", "\"9999-12-31T23:59:59Z\""),
+            ("source", "start", "\"1969-12-31T23:59:59Z\""),
+            ("batch", "max_rows", "0"),
+            ("batch", "max_rows", "1000001"),
+            ("batch", "max_age", "\"18446744073709551615\""),
+            ("batch", "max_age", "\"8785h\""),
+            ("batch", "max_pending", "1025"),
+            ("spool", "max_bytes", "\"1025GiB\""),
+            ("spool", "max_bytes", "\"1KiB\""),
+            ("spool", "max_bytes", "\"1.5B\""),
+            ("spool", "max_files", "0"),
+            ("journal", "sync_every_rows", "0"),
+            ("s3", "url_expiry", "\"169h\""),
+            ("http", "timeout", "\"0s\""),
+            ("http", "connect_timeout", "\"2h\""),
+            ("upload", "backoff_max", "\"1ms\""),
+            ("upload", "pause_max", "\"25h\""),
+            ("status", "interval", "\"10ms\""),
+        ] {
+            let text = example_with(example, table, key, value);
+            let err = match AgentConfig::parse(&text, Path::new("/x")) {
+                Ok(_) => panic!("[{table}] {key} = {value} was accepted"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert!(
+                err.contains(&format!("[{table}] {key}")),
+                "{key} = {value}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn sizes_and_durations() {
+        assert_eq!(parse_size("0.5KiB"), Ok(512));
+        assert_eq!(parse_size("1.5MB"), Ok(1_500_000));
+        assert!(parse_size("1.3B").unwrap_err().contains("whole number"));
+        assert!(
+            parse_size("99999999999999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse_size("1.").is_err() && parse_size(".5").is_err());
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sensorlake::batch::Value;
+use sensorlake::batch::{MAX_TS_US, Value};
 use sensorlake::csv::{CsvError, CsvHeader, Inference};
 use sensorlake::schema::{Channel, Schema};
 use sensorlake::simulate::Simulator;
@@ -107,13 +107,80 @@ impl Pace {
         }
     }
 
-    /// How long until the next row is due (`None`: now).
+    /// How long until the next row is due (`None`: now). The configuration keeps the
+    /// rate within its range; a due time beyond what the clock can hold waits anyway
+    /// (in slices), never panics.
     fn wait(&self) -> Option<Duration> {
         let rate = self.rate_hz?;
-        let due = self.started + Duration::from_secs_f64(self.emitted as f64 / rate);
-        due.checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        let due = Duration::try_from_secs_f64(self.emitted as f64 / rate)
+            .ok()
+            .and_then(|d| self.started.checked_add(d));
+        match due {
+            Some(due) => due
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero()),
+            None => Some(Duration::from_secs(1)),
+        }
     }
+}
+
+/// Name of the file in the spool directory that keeps the simulator's start time when
+/// `[source] start` is not set.
+pub const SIMULATE_START_FILE: &str = "simulate-start";
+
+/// The simulator's first-row time, kept in `<spool dir>/simulate-start` so that a
+/// restart produces the same rows and resumes after the last one. Without
+/// `[source] start` it is the time of the first run (whole seconds), written before any
+/// row is spooled; a spool that already holds a position but no such file was made by a
+/// release whose default start was 2024-01-01T00:00:00Z, and keeps that start. A
+/// configured start that differs from the kept one while the spool holds a position is
+/// refused: it would change every row already read.
+pub fn simulate_start(
+    spool_dir: &Path,
+    configured: Option<i64>,
+    resume: Option<u64>,
+) -> Result<i64> {
+    const OLD_DEFAULT_US: i64 = 1_704_067_200_000_000; // 2024-01-01T00:00:00Z
+    let path = spool_dir.join(SIMULATE_START_FILE);
+    let rfc3339 = |us: i64| {
+        jiff::Timestamp::from_microsecond(us)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| format!("{us} µs"))
+    };
+    let kept = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let t: jiff::Timestamp = text.trim().parse().with_context(|| {
+                format!(
+                    "{} is not an RFC 3339 time; set [source] start or remove the file (a new start changes every simulated row)",
+                    path.display()
+                )
+            })?;
+            Some(t.as_microsecond())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let start_us = match (configured, kept) {
+        (Some(c), Some(k)) if c != k && resume.is_some() => bail!(
+            "[source] start {} differs from {}, the start of the rows already in spool dir {} ({}): a new start changes every simulated row; use a new spool dir, or set start = \"{}\"",
+            rfc3339(c),
+            rfc3339(k),
+            spool_dir.display(),
+            SIMULATE_START_FILE,
+            rfc3339(k)
+        ),
+        (Some(c), _) => c,
+        (None, Some(k)) => return Ok(k),
+        (None, None) if resume.is_some() => OLD_DEFAULT_US,
+        (None, None) => {
+            let now = jiff::Timestamp::now().as_microsecond();
+            now - now.rem_euclid(1_000_000)
+        }
+    };
+    if kept != Some(start_us) {
+        crate::fsutil::write_atomically(&path, format!("{}\n", rfc3339(start_us)).as_bytes())?;
+    }
+    Ok(start_us)
 }
 
 /// The simulated device.
@@ -149,6 +216,18 @@ impl Source for SimulateSource {
         }
         if let Some(wait) = self.pace.wait() {
             return Ok(Pull::Wait(wait));
+        }
+        let step = self.sim.profile().interval_us();
+        let in_range = i64::try_from(self.next)
+            .ok()
+            .and_then(|n| n.checked_mul(step))
+            .and_then(|d| self.sim.ts_of(0).checked_add(d))
+            .is_some_and(|t| t <= MAX_TS_US);
+        if !in_range {
+            bail!(
+                "simulated row {} would be after 9999-12-31T23:59:59.999999Z, the last time a row can have: lower [source] rows or start",
+                self.next
+            );
         }
         let mut values = Vec::new();
         let ts_us = self.sim.row(self.next, &mut values);

@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use sensorlake::spool::{
-    STATE, Spool, SpoolConfig, parse_entry_name, quarantined_files, read_facts, ready_files,
+    STATE, Spool, SpoolConfig, foreign_entries, parse_entry_name, quarantined_files, read_facts,
+    ready_files,
 };
 use sensorlake::storage::{StdStorage, Storage};
 
@@ -42,6 +43,15 @@ pub struct ListedQuarantine {
     pub reason: String,
 }
 
+/// An entry of `ready/` that is not a spool file (quarantined at the agent's next start).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedForeign {
+    /// Name in `ready/`.
+    pub name: String,
+    /// Why it is not a spool file.
+    pub reason: String,
+}
+
 /// Everything in a spool directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -49,6 +59,9 @@ pub struct Listing {
     pub ready: Vec<ListedFile>,
     /// Quarantined files.
     pub quarantine: Vec<ListedQuarantine>,
+    /// Entries of `ready/` that are not spool files: never uploaded, moved to
+    /// `quarantine/` when the agent starts.
+    pub foreign: Vec<ListedForeign>,
     /// The source position a restarted agent resumes from.
     pub position: Option<u64>,
     /// Age of the oldest waiting file, seconds.
@@ -116,6 +129,13 @@ pub fn list(dir: &Path) -> Result<Listing> {
                 reason: q.reason,
             })
             .collect(),
+        foreign: foreign_entries(&storage)?
+            .into_iter()
+            .map(|f| ListedForeign {
+                name: f.name,
+                reason: f.reason,
+            })
+            .collect(),
         position,
         oldest_secs,
     })
@@ -137,6 +157,16 @@ pub fn render_list(listing: &Listing) -> String {
     for q in &listing.quarantine {
         let _ = writeln!(out, "  {}\t{} bytes\t{}", q.name, q.size, q.reason);
     }
+    if !listing.foreign.is_empty() {
+        let _ = writeln!(
+            out,
+            "not spool files in ready/ ({}; never uploaded, quarantined when the agent starts):",
+            listing.foreign.len()
+        );
+        for f in &listing.foreign {
+            let _ = writeln!(out, "  {}\t{}", f.name, f.reason);
+        }
+    }
     out
 }
 
@@ -144,8 +174,12 @@ pub fn render_list(listing: &Listing) -> String {
 pub fn render_stats(listing: &Listing) -> String {
     let bytes: u64 = listing.ready.iter().map(|f| f.size).sum();
     let rows: u64 = listing.ready.iter().filter_map(|f| f.rows).sum();
+    let foreign = match listing.foreign.len() {
+        0 => String::new(),
+        n => format!("; NOT SPOOL FILES in ready/: {n} (see `spool list`)"),
+    };
     format!(
-        "ready: {} files, {bytes} bytes, {rows} rows; oldest {}; quarantine: {} files; resume position: {}\n",
+        "ready: {} files, {bytes} bytes, {rows} rows; oldest {}; quarantine: {} files; resume position: {}{foreign}\n",
         listing.ready.len(),
         listing
             .oldest_secs
@@ -168,7 +202,18 @@ pub fn requeue(dir: &Path, names: &[String]) -> Result<Vec<(String, String)>> {
         },
     )?;
     let names: Vec<String> = if names.is_empty() {
-        spool.quarantined()?.into_iter().map(|q| q.name).collect()
+        let mut files = Vec::new();
+        for q in spool.quarantined()? {
+            match q.not_a_file {
+                Some(kind) => tracing::warn!(
+                    "quarantine/{} is {}, not a spooled file: left in quarantine",
+                    q.name,
+                    kind.describe()
+                ),
+                None => files.push(q.name),
+            }
+        }
+        files
     } else {
         names.to_vec()
     };

@@ -636,3 +636,443 @@ fn a_stdin_value_its_channel_cannot_hold_stops_the_agent_with_its_line() {
         "{err}"
     );
 }
+
+/// Waits for `child` up to `limit`; `None` if it is still running.
+fn wait_up_to(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    log
+}
+
+/// Spools the 9 files of 450 simulated rows without uploading any (the endpoint
+/// refuses connections), then stops the agent.
+fn spool_nine_files(dir: &Path) -> PathBuf {
+    let config = write_config(dir, "http://127.0.0.1:1", &simulate(450), "");
+    let mut child = command(&["run", "--config", config.to_str().unwrap()], SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(dir, "9 files spooled", |s| {
+        s["files_spooled"] == 9 && s["source_done"] == true
+    });
+    let exit = terminate(&mut child);
+    assert!(exit.success(), "{exit:?}\n{}", stderr_of(&mut child));
+    dir.join("spool")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stray_highest_numbered_file_hides_nothing_and_requeue_numbers_stay_unique() {
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_nine_files(dir.path());
+    let ready = spool.join("ready");
+    let mut spooled: Vec<String> = std::fs::read_dir(&ready)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    spooled.sort();
+    assert_eq!(spooled.len(), 9, "{spooled:?}");
+    // Copies of two spooled files under the highest names a u64 can spell, a directory
+    // and a symlink with spool names.
+    std::fs::copy(ready.join(&spooled[0]), ready.join("ffffffffffffffff.pq")).unwrap();
+    std::fs::copy(ready.join(&spooled[1]), ready.join("fffffffffffffffe.pq")).unwrap();
+    std::fs::create_dir(ready.join("00000100.pq")).unwrap();
+    std::os::unix::fs::symlink(ready.join(&spooled[2]), ready.join("00000101.pq")).unwrap();
+
+    let spool_arg = spool.to_str().unwrap();
+    let out = run(&["spool", "list", "--dir", spool_arg]);
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("ready (9 files")
+            && listing.contains("not spool files in ready/ (4")
+            && listing.contains("ffffffffffffffff.pq")
+            && listing.contains("a directory")
+            && listing.contains("a symlink"),
+        "{listing}"
+    );
+    let out = run(&["spool", "stats", "--dir", spool_arg]);
+    assert!(
+        text(&out.stdout).contains("NOT SPOOL FILES in ready/: 4"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(450), "");
+    let config = config.to_str().unwrap();
+    let out = run(&["run", "--config", config, "--until-drained"]);
+    let log = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(log.contains("4 file(s) wait in quarantine"), "{log}");
+    assert!(
+        log.contains("quarantining ready/ffffffffffffffff.pq") && log.contains("beyond"),
+        "{log}"
+    );
+    assert!(log.contains("a symlink in ready/"), "{log}");
+    let c = compare("gw-1", &simulated_rows(0, 450), &lake.rows("raw/"));
+    assert!(
+        c.is_exact() && c.in_s3 == 450,
+        "all 9 files are uploaded: {c}"
+    );
+    assert_eq!(lake.keys("raw/").len(), 9);
+
+    let out = run(&["spool", "requeue", "--config", config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let moved: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(" as ready/").nth(1))
+        .map(str::to_string)
+        .collect();
+    let mut distinct = moved.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "{moved:?}");
+    for name in &distinct {
+        let seq = u64::from_str_radix(name.split(['-', '.']).next().unwrap(), 16).unwrap();
+        assert!(
+            (9..1 << 40).contains(&seq),
+            "a new number above the spooled ones: {name}"
+        );
+    }
+    assert!(
+        text(&out.stderr).contains("not a spooled file: left in quarantine"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The requeued copies are already stored (412): still exactly the 450 rows.
+    let out = run(&["run", "--config", config, "--until-drained"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2 file(s) wait in quarantine"),
+        "the directory and the symlink: {}",
+        text(&out.stderr)
+    );
+    let c = compare("gw-1", &simulated_rows(0, 450), &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 450, "{c}");
+}
+
+#[test]
+fn a_worker_thread_that_dies_stops_the_agent_with_an_error() {
+    for (failpoint, thread) in [
+        ("after-encode:2:panic", "source"),
+        ("after-put:2:panic", "upload"),
+    ] {
+        let lake = Lake::start();
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(400), "");
+        let config = config.to_str().unwrap();
+        let mut child = command(&["run", "--config", config, "--until-drained"], SECRET_KEY)
+            .env("SENSORLAKE_FAILPOINT", failpoint)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let Some(exit) = wait_up_to(&mut child, Duration::from_secs(90)) else {
+            let _ = child.kill();
+            panic!(
+                "{failpoint}: the agent kept running after its {thread} thread died\n{}",
+                stderr_of(&mut child)
+            );
+        };
+        let log = stderr_of(&mut child);
+        assert!(!exit.success() && exit.code() != Some(3), "{exit:?}\n{log}");
+        assert!(
+            log.contains(&format!("the {thread} thread died")) && log.contains("fail point"),
+            "{failpoint}: {log}"
+        );
+        // Nothing was lost: a run without the fail point uploads every row exactly once.
+        let out = run(&["run", "--config", config, "--until-drained"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let c = compare("gw-1", &simulated_rows(0, 400), &lake.rows("raw/"));
+        assert!(c.is_exact() && c.in_s3 == 400, "{failpoint}: {c}");
+    }
+}
+
+#[test]
+fn a_clock_offset_beyond_its_range_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:1", &simulate(10), "");
+    for offset in ["9223372036854775807", "-9223372036854775808", "3155760001"] {
+        let mut child = command(&["run", "--config", config.to_str().unwrap()], SECRET_KEY)
+            .env("SENSORLAKE_CLOCK_OFFSET_SECS", offset)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let Some(exit) = wait_up_to(&mut child, Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!(
+                "offset {offset}: the agent started: {}",
+                stderr_of(&mut child)
+            );
+        };
+        let log = stderr_of(&mut child);
+        assert!(!exit.success(), "{log}");
+        assert!(
+            log.contains("SENSORLAKE_CLOCK_OFFSET_SECS")
+                && log.contains("outside the allowed range"),
+            "{log}"
+        );
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
+
+#[test]
+fn the_final_status_after_sigterm_shows_the_spool_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing can be uploaded: the flushed batch stays in the spool.
+    let config = write_config(
+        dir.path(),
+        "http://127.0.0.1:1",
+        "[source]\nkind = \"stdin\"\n[[channels]]\nname = \"temp\"",
+        "",
+    );
+    let text_config = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_rows = 50", "max_rows = 1000\nmax_age = \"1h\"");
+    std::fs::write(&config, text_config).unwrap();
+    let mut child = command(&["run", "--config", config.to_str().unwrap()], SECRET_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "timestamp,temp").unwrap();
+    let now_us = jiff::Timestamp::now().as_microsecond();
+    let start_us = now_us - now_us % 3_600_000_000;
+    for i in 0..20 {
+        writeln!(stdin, "{},{}.5", start_us + i * 10_000, 20 + i % 5).unwrap();
+    }
+    stdin.flush().unwrap();
+    wait_for(dir.path(), "20 rows in", |s| s["rows_in"] == 20);
+    let exit = terminate(&mut child);
+    let log = stderr_of(&mut child);
+    assert!(exit.success(), "{exit:?}\n{log}");
+    drop(stdin);
+    let listing = sensorlake_cli::spool_cmd::list(&dir.path().join("spool")).unwrap();
+    assert_eq!(listing.ready.len(), 1, "{listing:?}");
+    let s = status(dir.path());
+    assert_eq!(s["spool_files"], 1, "status.json at exit: {s}");
+    assert_eq!(s["spool_bytes"], listing.ready[0].size, "{s}");
+    let last = log.lines().rfind(|l| l.contains("status: ")).unwrap();
+    assert!(last.contains("spool 1 files"), "{last}");
+}
+
+#[test]
+fn the_simulators_default_start_is_the_first_run_and_the_brokers_default_window_takes_it() {
+    use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+    use sensorlake::presign::Credentials;
+    use sensorlake_cli::broker::registry::Registry;
+    use sensorlake_cli::broker::{Broker, BrokerConfig};
+
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("devices.json"));
+    // The broker's default window (`broker serve` defaults: 720h back, 5 min ahead).
+    let broker_config = BrokerConfig::new(
+        registry.path(),
+        dir.path().join("audit.jsonl"),
+        lake.target(&lake.server.endpoint()),
+        Credentials::new(ACCESS_KEY, SECRET_KEY),
+    );
+    let broker = Broker::start(broker_config).unwrap();
+    let template = KeyTemplate::new(Layout::Hive, "raw").unwrap();
+    let token = registry
+        .add_device(&DeviceId::new("gw-1").unwrap(), &template, false)
+        .unwrap();
+    std::fs::write(dir.path().join("gw-1.token"), format!("{token}\n")).unwrap();
+    let extra = format!(
+        "[credentials]\nsource = \"broker\"\nbroker_url = \"{}\"\ntoken_file = \"gw-1.token\"\n",
+        broker.url()
+    );
+    // No `start`: 64 Hz rows from now, as fast as possible (10 s of rows per run).
+    let source = |rows: u64| {
+        format!("[source]\nkind = \"simulate\"\nprofile = \"imu\"\nrows = {rows}\nrate_hz = 0")
+    };
+    let before_us = jiff::Timestamp::now().as_microsecond();
+    let config = write_config(dir.path(), &lake.server.endpoint(), &source(640), &extra);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let kept = std::fs::read_to_string(dir.path().join("spool/simulate-start")).unwrap();
+    let start: jiff::Timestamp = kept.trim().parse().unwrap();
+    let start_us = start.as_microsecond();
+    assert!(
+        start_us >= before_us - 1_000_000 && start_us <= jiff::Timestamp::now().as_microsecond(),
+        "{kept}"
+    );
+    // A restart resumes the same rows.
+    let config = write_config(dir.path(), &lake.server.endpoint(), &source(1280), &extra);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sim = Simulator::new(Profile::Imu, "gw-1", 1, start_us);
+    let mut values = Vec::new();
+    let expected: Vec<_> = (0..1280)
+        .map(|i| (sim.row(i, &mut values), values.clone()))
+        .collect();
+    let c = compare("gw-1", &expected, &lake.rows("raw/"));
+    assert!(c.is_exact() && c.in_s3 == 1280, "{c}");
+    assert!(
+        sensorlake_cli::spool_cmd::list(&dir.path().join("spool"))
+            .unwrap()
+            .quarantine
+            .is_empty()
+    );
+    // Another start would change the rows already read: refused, naming the key.
+    let other = format!("{}\nstart = \"{START}\"", source(2000));
+    let config = write_config(dir.path(), &lake.server.endpoint(), &other, &extra);
+    let out = run(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("[source] start") && text(&out.stderr).contains("differs"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(lake.rows("raw/").rows.len(), 1280);
+}
+
+#[test]
+fn a_key_outside_the_brokers_window_is_quarantined_naming_the_settings() {
+    use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+    use sensorlake::presign::Credentials;
+    use sensorlake_cli::broker::registry::Registry;
+    use sensorlake_cli::broker::{Broker, BrokerConfig};
+
+    let lake = Lake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("devices.json"));
+    let broker = Broker::start(BrokerConfig::new(
+        registry.path(),
+        dir.path().join("audit.jsonl"),
+        lake.target(&lake.server.endpoint()),
+        Credentials::new(ACCESS_KEY, SECRET_KEY),
+    ))
+    .unwrap();
+    let template = KeyTemplate::new(Layout::Hive, "raw").unwrap();
+    let token = registry
+        .add_device(&DeviceId::new("gw-1").unwrap(), &template, false)
+        .unwrap();
+    std::fs::write(dir.path().join("gw-1.token"), format!("{token}\n")).unwrap();
+    let extra = format!(
+        "[credentials]\nsource = \"broker\"\nbroker_url = \"{}\"\ntoken_file = \"gw-1.token\"\n",
+        broker.url()
+    );
+    // An explicit start in 2024: older than the default 720 h window.
+    let config = write_config(dir.path(), &lake.server.endpoint(), &simulate(50), &extra);
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let listing = sensorlake_cli::spool_cmd::list(&dir.path().join("spool")).unwrap();
+    assert_eq!(listing.quarantine.len(), 1, "{listing:?}");
+    let reason = &listing.quarantine[0].reason;
+    assert!(
+        reason.contains("--max-age") && reason.contains("[source] start"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn every_documented_range_end_loads_and_runs_without_a_panic() {
+    use sensorlake_cli::agent_config::{documented_ranges, example_with};
+    let example = include_str!("../../../sensorlake.example.toml");
+    let lake = Lake::start();
+    let endpoint = lake.server.endpoint();
+    let mut base = example_with(example, "s3", "endpoint", &format!("\"{endpoint}\""));
+    base = example_with(&base, "s3", "path_style", "true");
+    base = example_with(&base, "source", "rows", "100");
+    base = example_with(&base, "source", "rate_hz", "0");
+    let mut cases = Vec::new();
+    for (table, key, min, max) in documented_ranges(example) {
+        for value in [min, max] {
+            let mut text = example_with(&base, &table, &key, &value);
+            // Keep each pair consistent (a maximum is never below its initial value).
+            match (table.as_str(), key.as_str()) {
+                ("upload", "backoff_max") => {
+                    text = example_with(&text, "upload", "backoff_initial", &value)
+                }
+                ("upload", "pause_max") => {
+                    text = example_with(&text, "upload", "pause_initial", &value)
+                }
+                ("upload", "backoff_initial") => {
+                    text = example_with(&text, "upload", "backoff_max", &value)
+                }
+                ("upload", "pause_initial") => {
+                    text = example_with(&text, "upload", "pause_max", &value)
+                }
+                ("journal", "sync_every_rows") => {
+                    text = example_with(&text, "journal", "enabled", "true")
+                }
+                _ => {}
+            }
+            cases.push((format!("[{table}] {key} = {value}"), text));
+        }
+    }
+    assert!(cases.len() >= 36, "{} cases", cases.len());
+    let run_case = |name: &str, text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("sensorlake.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut child = command(
+            &[
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--until-drained",
+            ],
+            SECRET_KEY,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        // A short run: drained, or stopped after a while (endless sources, slow rates,
+        // a spool too small for a file).
+        let exit = match wait_up_to(&mut child, Duration::from_secs(12)) {
+            Some(exit) => exit,
+            None => terminate(&mut child),
+        };
+        let log = stderr_of(&mut child);
+        assert!(
+            exit.success() && !log.contains("panicked"),
+            "{name}: {exit:?}\n{log}"
+        );
+    };
+    let run_case = &run_case;
+    std::thread::scope(|scope| {
+        for chunk in cases.chunks(cases.len().div_ceil(4)) {
+            scope.spawn(move || {
+                for (name, text) in chunk {
+                    run_case(name, text);
+                }
+            });
+        }
+    });
+}

@@ -330,10 +330,14 @@ fn a_wrong_secret_pauses_the_queue_until_it_is_fixed() {
             .unwrap()
             .contains("SignatureDoesNotMatch")
     );
-    assert!(
-        pauses.iter().all(|d| *d >= Duration::from_secs(5)),
-        "{pauses:?}"
-    );
+    // The n-th pause waits between half and all of 10 s × 2^(n-1), as documented.
+    for (n, pause) in pauses.iter().enumerate() {
+        let ceiling = Duration::from_secs(10 << n);
+        assert!(
+            *pause >= ceiling / 2 && *pause <= ceiling,
+            "pause {n}: {pauses:?}"
+        );
+    }
     assert_eq!(rig.waiting(), 2, "nothing left the queue");
     assert!(
         rig.spool.lock().unwrap().quarantined().unwrap().is_empty(),

@@ -68,6 +68,15 @@ impl Backoff {
         ceiling.mul_f64(self.rng.unit())
     }
 
+    /// Records a failure and returns how long to wait: uniform in `[ceiling / 2,
+    /// ceiling]` ("equal jitter": always at least half the ceiling, still spread).
+    pub fn next_delay_from_half(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.failures = self.failures.saturating_add(1);
+        let half = ceiling / 2;
+        half + (ceiling - half).mul_f64(self.rng.unit())
+    }
+
     /// Consecutive failures so far.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -108,6 +117,41 @@ mod tests {
         let mean = delays.iter().sum::<f64>() / delays.len() as f64;
         assert!((0.45..0.55).contains(&mean), "mean {mean}");
         assert!(delays.iter().any(|&d| d < 0.05) && delays.iter().any(|&d| d > 0.95));
+    }
+
+    #[test]
+    fn from_half_stays_between_half_and_all_of_the_ceiling() {
+        let mut b = Backoff::new(Duration::from_secs(10), Duration::from_secs(300), 5);
+        let mut seen = Vec::new();
+        for n in 0..8 {
+            let ceiling = b.ceiling();
+            assert_eq!(
+                ceiling,
+                (Duration::from_secs(10) * (1 << n)).min(Duration::from_secs(300))
+            );
+            let delay = b.next_delay_from_half();
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "{delay:?} vs {ceiling:?}"
+            );
+            seen.push(delay);
+        }
+        let mut first = Backoff::new(Duration::from_secs(10), Duration::from_secs(300), 1);
+        let firsts: Vec<Duration> = (0..500)
+            .map(|_| {
+                first.reset();
+                first.next_delay_from_half()
+            })
+            .collect();
+        assert!(
+            firsts
+                .iter()
+                .all(|d| (5.0..=10.0).contains(&d.as_secs_f64()))
+        );
+        assert!(
+            firsts.iter().any(|d| d.as_secs_f64() < 5.5)
+                && firsts.iter().any(|d| d.as_secs_f64() > 9.5)
+        );
     }
 
     #[test]

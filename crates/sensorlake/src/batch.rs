@@ -341,6 +341,15 @@ impl BatchConfig {
         {
             return Err(BatchError::Config("max_age must be at least 1 ms".into()));
         }
+        if let Some(age) = self.max_age
+            && age.as_micros() > i64::MAX as u128
+        {
+            // Ages are compared in µs as i64: a longer one would wrap.
+            return Err(BatchError::Config(format!(
+                "max_age {age:?} is too long (at most {:?})",
+                Duration::from_micros(i64::MAX as u64)
+            )));
+        }
         if let Some(window) = self.window {
             let us = window.as_micros();
             if us == 0 || !(HOUR_US as u128).is_multiple_of(us) {

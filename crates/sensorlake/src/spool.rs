@@ -17,6 +17,15 @@
 //! spool is correct where rename cannot replace (FAT). The object key travels inside
 //! the file (Parquet key-value metadata `sensorlake.object_key`).
 //!
+//! **Sequence numbers** never wrap or repeat, whatever is in the directories: only
+//! names the spool writes count (lowercase hex, at least 8 digits, a number up to
+//! [`MAX_SEQ`]), and the next number is one above the highest of them. Anything else
+//! in `ready/` — another name, a number beyond [`MAX_SEQ`], a second file with a number
+//! already taken, a directory or a symlink — is moved to `quarantine/` at open with the
+//! reason (named `foreign-<name>` there when it looks like a spool name, so that its
+//! number and position never count), never uploaded under a number that collides and
+//! never silently ignored.
+//!
 //! **Source positions.** A caller whose source can be re-read (a CSV file, a
 //! deterministic simulator) passes the position after a batch's last row with the
 //! file; it is part of the file's name (`0000002a-00000000000f4240.pq`), so the
@@ -37,7 +46,7 @@ use crate::decode;
 use crate::encode::{META_DEVICE_ID, META_OBJECT_KEY};
 use crate::failpoint;
 use crate::key::{DeviceId, KeyTemplate, Layout};
-use crate::storage::{DirEntry, Storage, is_storage_full};
+use crate::storage::{DirEntry, NotAFile, Storage, is_storage_full};
 
 /// Directory of files being written.
 pub const TMP: &str = "tmp";
@@ -51,6 +60,12 @@ pub const STATE: &str = "state";
 const EXT: &str = ".pq";
 /// Extension of quarantine reason files.
 const WHY: &str = ".why";
+/// Prefix of quarantined entries the spool did not write (see [`Spool::open`]).
+pub const FOREIGN: &str = "foreign-";
+/// The highest sequence number the spool uses (2⁴⁰ − 1: a file a second for 34,000
+/// years). A name with a higher number is not one the spool wrote; keeping the limit far
+/// below `u64::MAX` means `highest + 1` can never wrap.
+pub const MAX_SEQ: u64 = (1 << 40) - 1;
 
 /// What happens when a new file does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +149,9 @@ pub struct QuarantinedFile {
     pub size: u64,
     /// The reason recorded when it was quarantined.
     pub reason: String,
+    /// Set when it is not a regular file (a directory or symlink found in `ready/`):
+    /// it cannot be requeued.
+    pub not_a_file: Option<NotAFile>,
 }
 
 /// Why the spool did not take or give a file.
@@ -164,6 +182,17 @@ pub enum SpoolError {
     Io(io::Error),
     /// No quarantined file has that name.
     NotQuarantined(String),
+    /// Every sequence number up to [`MAX_SEQ`] is used: nothing can be added without
+    /// reusing a number.
+    SequenceExhausted,
+    /// A quarantined entry that is not a regular file (a directory or a symlink) cannot
+    /// be requeued.
+    NotAFile {
+        /// Its name in `quarantine/`.
+        name: String,
+        /// What it is.
+        kind: NotAFile,
+    },
 }
 
 impl fmt::Display for SpoolError {
@@ -185,6 +214,15 @@ impl fmt::Display for SpoolError {
             Self::NoSpace(e) => write!(f, "storage full (no space left on device): {e}"),
             Self::Io(e) => write!(f, "spool storage error: {e}"),
             Self::NotQuarantined(name) => write!(f, "no quarantined file named {name:?}"),
+            Self::SequenceExhausted => write!(
+                f,
+                "every spool sequence number up to {MAX_SEQ:x} is used: a file in ready/ or quarantine/ has the highest one; move it out of the spool directory"
+            ),
+            Self::NotAFile { name, kind } => write!(
+                f,
+                "quarantine/{name} is {}, not a spooled file: only regular files can be requeued",
+                kind.describe()
+            ),
         }
     }
 }
@@ -236,8 +274,31 @@ pub fn entry_name(seq: u64, position: Option<u64>) -> String {
     }
 }
 
-/// Parses a name made by [`entry_name`].
+/// Parses a name made by [`entry_name`]: `None` for any other name, including numbers
+/// beyond [`MAX_SEQ`] and names [`entry_name`] would spell differently (`2a.pq`,
+/// `0000002A.pq`).
 pub fn parse_entry_name(name: &str) -> Option<(u64, Option<u64>)> {
+    let (seq, position) = parse_loose(name)?;
+    (seq <= MAX_SEQ && entry_name(seq, position) == name).then_some((seq, position))
+}
+
+/// Why `name` in `ready/` is not a spool file (`None`: it is one).
+fn foreign_reason(name: &str) -> Option<String> {
+    match parse_loose(name) {
+        _ if parse_entry_name(name).is_some() => None,
+        Some((seq, _)) if seq > MAX_SEQ => Some(format!(
+            "sequence number {seq:x} is beyond the spool's highest ({MAX_SEQ:x}): not a file this spool wrote (unexpected name in ready/)"
+        )),
+        Some(_) => Some(format!(
+            "not spelled as the spool names its files (e.g. {}): not a file this spool wrote (unexpected name in ready/)",
+            entry_name(42, None)
+        )),
+        None => Some("not a file the spool wrote (unexpected name in ready/)".to_string()),
+    }
+}
+
+/// Hex sequence number and optional hex position, however spelled.
+fn parse_loose(name: &str) -> Option<(u64, Option<u64>)> {
     let stem = name.strip_suffix(EXT)?;
     let hex = |s: &str| {
         (!s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -328,9 +389,20 @@ impl<S: Storage> Spool<S> {
                 spool.settled_position = spool.settled_position.max(position);
             }
         }
+        spool.quarantined += spool.storage.list_not_files(QUARANTINE)?.len();
         let mut strangers = Vec::new();
-        for entry in spool.storage.list(READY)? {
+        let mut listed = spool.storage.list(READY)?;
+        // Sorted, so which of two names with the same number stays is always the same.
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        for entry in listed {
             match parse_entry_name(&entry.name) {
+                Some((seq, _)) if spool.ready.contains_key(&seq) => {
+                    let taken = &spool.ready[&seq].name;
+                    let reason = format!(
+                        "sequence number {seq:x} is also the number of ready/{taken}: two files cannot share one (not a file this spool wrote)"
+                    );
+                    strangers.push((entry.name, reason));
+                }
                 Some((seq, position)) => {
                     max_seq = max_seq.max(Some(seq));
                     spool.insert(SpoolEntry {
@@ -341,15 +413,23 @@ impl<S: Storage> Spool<S> {
                         modified: entry.modified,
                     });
                 }
-                None => strangers.push(entry),
+                None => {
+                    let reason = foreign_reason(&entry.name).unwrap_or_default();
+                    strangers.push((entry.name, reason));
+                }
             }
         }
+        // At most MAX_SEQ + 1, far below u64::MAX: never wraps.
         spool.next_seq = max_seq.map_or(0, |s| s + 1);
-        for stranger in strangers {
-            spool.quarantine_name(
-                &stranger.name,
-                "not a file the spool wrote (unexpected name in ready/)",
-            )?;
+        for (name, reason) in strangers {
+            spool.quarantine_foreign(&name, &reason)?;
+        }
+        for (name, kind) in spool.storage.list_not_files(READY)? {
+            let reason = format!(
+                "{} in ready/, not a file the spool wrote: the spool uploads only regular files it wrote itself",
+                kind.describe()
+            );
+            spool.quarantine_foreign(&name, &reason)?;
         }
         spool.stats.position = spool.position();
         Ok(spool)
@@ -469,8 +549,7 @@ impl<S: Storage> Spool<S> {
     pub fn push(&mut self, bytes: &[u8], position: Option<u64>) -> Result<SpoolEntry, SpoolError> {
         let size = bytes.len() as u64;
         self.make_room(size)?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.take_seq()?;
         let name = entry_name(seq, position);
         let tmp = format!("{TMP}/{name}");
         let ready = format!("{READY}/{name}");
@@ -504,6 +583,15 @@ impl<S: Storage> Spool<S> {
         }
         self.stats.spooled_files += 1;
         Ok(entry)
+    }
+
+    /// The next unused sequence number.
+    fn take_seq(&mut self) -> Result<u64, SpoolError> {
+        if self.next_seq > MAX_SEQ {
+            return Err(SpoolError::SequenceExhausted);
+        }
+        self.next_seq += 1;
+        Ok(self.next_seq - 1)
     }
 
     /// The oldest waiting file not being uploaded, marked as being uploaded (so
@@ -627,6 +715,55 @@ impl<S: Storage> Spool<S> {
         Ok(())
     }
 
+    /// Moves an entry of `ready/` the spool did not write (a file, directory or symlink)
+    /// into `quarantine/` under a free name, with the reason: kept and reported, never
+    /// uploaded under a colliding number, never silently skipped, never replacing
+    /// anything already quarantined.
+    fn quarantine_foreign(&mut self, name: &str, reason: &str) -> Result<(), SpoolError> {
+        let taken: Vec<String> = self
+            .storage
+            .list(QUARANTINE)?
+            .into_iter()
+            .map(|e| e.name)
+            .chain(
+                self.storage
+                    .list_not_files(QUARANTINE)?
+                    .into_iter()
+                    .map(|(n, _)| n),
+            )
+            .collect();
+        // A name that looks like a spool name gets a prefix in quarantine/, so its
+        // number and position never count as the spool's (a stray position would make
+        // the source skip rows).
+        let base = match parse_loose(name) {
+            Some(_) => format!("{FOREIGN}{name}"),
+            None => name.to_string(),
+        };
+        let target = (0..)
+            .map(|i| {
+                if i == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}.{i}")
+                }
+            })
+            .find(|t| !taken.contains(t) && !taken.contains(&reason_name(t)))
+            .unwrap_or(base);
+        log::error!("spool: quarantining ready/{name} as quarantine/{target}: {reason}");
+        let why = format!("{QUARANTINE}/{}", reason_name(&target));
+        self.storage.write(&why, reason.as_bytes())?;
+        self.storage.sync_file(&why)?;
+        self.storage.rename(
+            &format!("{READY}/{name}"),
+            &format!("{QUARANTINE}/{target}"),
+        )?;
+        self.quarantined += 1;
+        self.storage.sync_dir(QUARANTINE)?;
+        self.storage.sync_dir(READY)?;
+        self.stats.quarantined_since_open += 1;
+        Ok(())
+    }
+
     /// The quarantined files and their reasons.
     pub fn quarantined(&self) -> Result<Vec<QuarantinedFile>, SpoolError> {
         quarantined_files(&self.storage)
@@ -645,13 +782,20 @@ impl<S: Storage> Spool<S> {
         if let Some(name) = name
             && listed.is_empty()
         {
-            return Err(SpoolError::NotQuarantined(name.to_string()));
+            let not_a_file = self
+                .storage
+                .list_not_files(QUARANTINE)?
+                .into_iter()
+                .find(|(n, _)| n == name);
+            return Err(match not_a_file {
+                Some((name, kind)) => SpoolError::NotAFile { name, kind },
+                None => SpoolError::NotQuarantined(name.to_string()),
+            });
         }
         let mut requeued = Vec::new();
         for file in listed {
             let position = parse_entry_name(&file.name).and_then(|(_, p)| p);
-            let seq = self.next_seq;
-            self.next_seq += 1;
+            let seq = self.take_seq()?;
             let entry = SpoolEntry {
                 name: entry_name(seq, position),
                 seq,
@@ -689,9 +833,66 @@ pub fn quarantined_files<S: Storage>(storage: &S) -> Result<Vec<QuarantinedFile>
                 .read(&format!("{QUARANTINE}/{}", reason_name(&e.name)))
                 .map(|r| String::from_utf8_lossy(&r).into_owned())
                 .unwrap_or_else(|_| "(no reason recorded)".to_string()),
+            not_a_file: None,
         })
         .collect();
+    for (name, kind) in storage.list_not_files(QUARANTINE)? {
+        out.push(QuarantinedFile {
+            reason: storage
+                .read(&format!("{QUARANTINE}/{}", reason_name(&name)))
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .unwrap_or_else(|_| format!("{} (no reason recorded)", kind.describe())),
+            name,
+            size: 0,
+            not_a_file: Some(kind),
+        });
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// An entry of `ready/` that is not a spool file, found without opening the spool; the
+/// next [`Spool::open`] (agent start) moves it to `quarantine/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignEntry {
+    /// Its name in `ready/`.
+    pub name: String,
+    /// Why it is not a spool file.
+    pub reason: String,
+}
+
+/// The entries of `ready/` that are not spool files (names the spool does not write,
+/// sequence numbers beyond [`MAX_SEQ`] or already taken, directories, symlinks), read
+/// without opening the spool (safe while an agent runs).
+pub fn foreign_entries<S: Storage>(storage: &S) -> Result<Vec<ForeignEntry>, SpoolError> {
+    let mut listed = storage.list(READY)?;
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut taken = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in listed {
+        let reason = match parse_entry_name(&e.name) {
+            Some((seq, _)) => match taken.get(&seq) {
+                Some(first) => format!(
+                    "sequence number {seq:x} is also the number of ready/{first}: two files cannot share one"
+                ),
+                None => {
+                    taken.insert(seq, e.name);
+                    continue;
+                }
+            },
+            None => foreign_reason(&e.name).unwrap_or_default(),
+        };
+        out.push(ForeignEntry {
+            name: e.name,
+            reason,
+        });
+    }
+    for (name, kind) in storage.list_not_files(READY)? {
+        out.push(ForeignEntry {
+            name,
+            reason: format!("{} in ready/, not a file the spool wrote", kind.describe()),
+        });
+    }
     Ok(out)
 }
 
@@ -712,7 +913,9 @@ pub fn ready_files<S: Storage>(storage: &S) -> Result<Vec<SpoolEntry>, SpoolErro
             })
         })
         .collect();
-    out.sort_by_key(|e| e.seq);
+    // As at open: of two names with one number, the first by name is the spool's.
+    out.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.name.cmp(&b.name)));
+    out.dedup_by_key(|e| e.seq);
     Ok(out)
 }
 

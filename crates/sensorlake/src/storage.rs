@@ -22,6 +22,28 @@ pub struct DirEntry {
     pub modified: Option<SystemTime>,
 }
 
+/// What a directory entry that is not a regular file is (see [`Storage::list_not_files`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAFile {
+    /// A directory.
+    Dir,
+    /// A symbolic link (to anything, even a regular file).
+    Symlink,
+    /// A device, socket, FIFO or other special file.
+    Special,
+}
+
+impl NotAFile {
+    /// `a directory`, `a symlink`, `a special file`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Dir => "a directory",
+            Self::Symlink => "a symlink",
+            Self::Special => "a special file",
+        }
+    }
+}
+
 /// The file operations of the spool and the journal. Implementations are cheap handles:
 /// cloning one gives another handle to the same files.
 pub trait Storage {
@@ -46,6 +68,13 @@ pub trait Storage {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>>;
     /// The whole content of `path`.
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// The entries of `dir` that [`Storage::list`] leaves out because they are not
+    /// regular files (directories, symlinks, special files), so the spool can report
+    /// them instead of ignoring them. Storage that holds only files returns none.
+    fn list_not_files(&self, dir: &str) -> io::Result<Vec<(String, NotAFile)>> {
+        let _ = dir;
+        Ok(Vec::new())
+    }
 }
 
 /// [`Storage`] on `std::fs` under a root directory.
@@ -157,6 +186,25 @@ impl Storage for StdStorage {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         let path = self.path(path);
         fs::read(&path).map_err(|e| at(&path, "cannot read", e))
+    }
+
+    fn list_not_files(&self, dir: &str) -> io::Result<Vec<(String, NotAFile)>> {
+        let path = self.path(dir);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&path).map_err(|e| at(&path, "cannot list", e))? {
+            let entry = entry.map_err(|e| at(&path, "cannot list", e))?;
+            // The entry itself, not what a symlink points to (as `list` stats it).
+            let kind = match entry.metadata().map(|m| m.file_type()) {
+                Ok(t) if t.is_file() => continue,
+                Ok(t) if t.is_symlink() => NotAFile::Symlink,
+                Ok(t) if t.is_dir() => NotAFile::Dir,
+                Ok(_) => NotAFile::Special,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(at(&entry.path(), "cannot stat", e)),
+            };
+            out.push((entry.file_name().to_string_lossy().into_owned(), kind));
+        }
+        Ok(out)
     }
 }
 

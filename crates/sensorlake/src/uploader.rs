@@ -37,7 +37,9 @@ pub struct UploadConfig {
     pub backoff_initial: Duration,
     /// Largest retry delay (default 30 s).
     pub backoff_max: Duration,
-    /// First wait while paused by a credential/configuration error (default 10 s).
+    /// Ceiling of the first wait while paused by a credential/configuration error
+    /// (default 10 s); each pause waits a random time between half and all of its
+    /// ceiling, which doubles per pause up to `pause_max`.
     pub pause_initial: Duration,
     /// Largest wait while paused (default 5 min).
     pub pause_max: Duration,
@@ -467,10 +469,9 @@ impl<U: UrlSource> Uploader<U> {
     }
 
     fn pause(&mut self, reason: String, clock: &impl Clock) -> Step {
-        let delay = self
-            .pause_backoff
-            .next_delay()
-            .max(self.config.pause_initial / 2);
+        // Equal jitter: the n-th pause in a row waits between half and all of
+        // min(pause_max, pause_initial × 2^(n-1)) — 5 to 10 s first with the defaults.
+        let delay = self.pause_backoff.next_delay_from_half();
         self.counters.pauses += 1;
         log::error!(
             "uploads PAUSED (credentials or configuration), next try in {delay:?}: {reason}"

@@ -11,10 +11,10 @@ use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::schema::{Channel, Schema};
 use sensorlake::sim_storage::{SimOp, SimStorage};
 use sensorlake::spool::{
-    QUARANTINE, READY, STATE, Spool, SpoolConfig, SpoolError, TMP, WhenFull, read_facts,
-    verify_rows,
+    MAX_SEQ, QUARANTINE, READY, STATE, Spool, SpoolConfig, SpoolError, TMP, WhenFull, entry_name,
+    foreign_entries, read_facts, ready_files, verify_rows,
 };
-use sensorlake::storage::{StdStorage, Storage};
+use sensorlake::storage::{NotAFile, StdStorage, Storage};
 
 const T0: i64 = 1_709_280_000_000_000;
 
@@ -261,6 +261,180 @@ fn unknown_files_in_ready_are_quarantined_at_open_not_deleted() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].name, "copied-by-hand.parquet");
     assert!(q[0].reason.contains("unexpected name"), "{}", q[0].reason);
+}
+
+#[test]
+fn a_stray_highest_numbered_file_neither_wraps_the_numbers_nor_hides_a_file() {
+    let storage = SimStorage::new(8);
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    for i in 0..9 {
+        spool
+            .push(&file(i * 10, 10), Some(i as u64 * 10 + 10))
+            .unwrap();
+    }
+    drop(spool);
+    // A copy of a spooled file under the highest name a u64 can spell, one under a
+    // number already taken, and one spelled differently from the spool's names.
+    let copy = file(0, 10);
+    for stray in [
+        "ffffffffffffffff.pq",
+        "00000003-00000000000000ff.pq",
+        "0000000000000004.pq",
+    ] {
+        storage.write(&format!("{READY}/{stray}"), &copy).unwrap();
+    }
+    let before: Vec<String> = foreign_entries(&storage)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        before.len(),
+        3,
+        "reported before the spool opens: {before:?}"
+    );
+    assert_eq!(ready_files(&storage).unwrap().len(), 9);
+
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    let waiting: Vec<u64> = spool.entries().map(|e| e.seq).collect();
+    assert_eq!(
+        waiting,
+        (0..9).collect::<Vec<_>>(),
+        "all nine files wait, in order"
+    );
+    let q = spool.quarantined().unwrap();
+    assert_eq!(q.len(), 3, "{q:?}");
+    let reason = |name: &str| q.iter().find(|f| f.name == name).unwrap().reason.clone();
+    assert!(
+        reason("foreign-ffffffffffffffff.pq").contains("beyond"),
+        "{q:?}"
+    );
+    assert!(
+        reason("foreign-00000003-00000000000000ff.pq").contains("also the number of"),
+        "{q:?}"
+    );
+    assert!(
+        reason("foreign-0000000000000004.pq").contains("not spelled"),
+        "{q:?}"
+    );
+    assert_eq!(
+        spool.position(),
+        Some(90),
+        "a foreign name sets no position"
+    );
+    let next = spool.push(&file(90, 10), Some(100)).unwrap();
+    assert_eq!(next.seq, 9, "numbering goes on after the spool's own files");
+
+    // Requeue hands out new, unused numbers, also after a reopen.
+    let requeued = spool.requeue(None).unwrap();
+    let mut seqs: Vec<u64> = requeued.iter().map(|e| e.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, [10, 11, 12]);
+    drop(spool);
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    assert!(spool.quarantined().unwrap().is_empty());
+    let mut uploaded = Vec::new();
+    while let Some(entry) = spool.take_oldest() {
+        uploaded.push(entry.name.clone());
+        spool.complete(&entry).unwrap();
+    }
+    let mut distinct = uploaded.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(uploaded.len(), 13, "{uploaded:?}");
+    assert_eq!(distinct.len(), 13, "{uploaded:?}");
+    // The requeued foreign copies carry no position (theirs is not trusted): the
+    // marker in state/ is file 9 with position 100, and a new file is numbered above
+    // it (numbers of files already gone may come back; live ones never).
+    drop(spool);
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    assert_eq!(spool.position(), Some(100));
+    assert_eq!(spool.push(&file(100, 10), Some(110)).unwrap().seq, 10);
+}
+
+#[test]
+fn the_highest_sequence_number_is_an_error_not_a_wrap() {
+    let storage = SimStorage::new(9);
+    drop(Spool::open(storage.clone(), SpoolConfig::default()).unwrap());
+    storage
+        .write(
+            &format!("{READY}/{}", entry_name(MAX_SEQ, None)),
+            &file(0, 5),
+        )
+        .unwrap();
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    assert_eq!(spool.entries().count(), 1);
+    let err = spool.push(&file(5, 5), None).unwrap_err();
+    assert!(matches!(err, SpoolError::SequenceExhausted), "{err}");
+    assert!(err.to_string().contains("move it out"), "{err}");
+    assert_eq!(spool.entries().count(), 1, "nothing was added");
+    // One above the highest is a foreign name.
+    storage
+        .write(
+            &format!("{READY}/{}", entry_name(MAX_SEQ + 1, None)),
+            &file(0, 5),
+        )
+        .unwrap();
+    drop(spool);
+    let spool = Spool::open(storage, SpoolConfig::default()).unwrap();
+    assert_eq!(spool.quarantined().unwrap().len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn directories_and_symlinks_in_ready_are_quarantined_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StdStorage::new(dir.path());
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    let first = spool.push(&file(0, 10), Some(10)).unwrap();
+    spool.push(&file(10, 10), Some(20)).unwrap();
+    drop(spool);
+    let ready = dir.path().join(READY);
+    std::os::unix::fs::symlink(ready.join(&first.name), ready.join("00000005.pq")).unwrap();
+    std::fs::create_dir(ready.join("00000006.pq")).unwrap();
+    let foreign = foreign_entries(&storage).unwrap();
+    assert_eq!(foreign.len(), 2, "{foreign:?}");
+    assert!(
+        foreign.iter().any(|f| f.reason.contains("a symlink")),
+        "{foreign:?}"
+    );
+    assert!(
+        foreign.iter().any(|f| f.reason.contains("a directory")),
+        "{foreign:?}"
+    );
+
+    let mut spool = Spool::open(storage.clone(), SpoolConfig::default()).unwrap();
+    assert_eq!(spool.entries().count(), 2);
+    assert_eq!(spool.stats().quarantined_files, 2);
+    let q = spool.quarantined().unwrap();
+    let kinds: Vec<_> = q.iter().map(|f| (f.name.as_str(), f.not_a_file)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("foreign-00000005.pq", Some(NotAFile::Symlink)),
+            ("foreign-00000006.pq", Some(NotAFile::Dir))
+        ]
+    );
+    assert!(q[0].reason.contains("a symlink in ready/"), "{q:?}");
+    assert!(
+        std::fs::symlink_metadata(dir.path().join(QUARANTINE).join("foreign-00000005.pq"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link itself moved"
+    );
+    assert!(foreign_entries(&storage).unwrap().is_empty());
+    let err = spool.requeue(Some("foreign-00000006.pq")).unwrap_err();
+    assert!(matches!(err, SpoolError::NotAFile { .. }), "{err}");
+    assert!(
+        spool.requeue(None).unwrap().is_empty(),
+        "only files requeue"
+    );
+    // The next push does not take a number the links or directories looked like.
+    assert_eq!(spool.push(&file(20, 10), Some(30)).unwrap().seq, 2);
+    drop(spool);
+    let spool = Spool::open(storage, SpoolConfig::default()).unwrap();
+    assert_eq!(spool.stats().quarantined_files, 2, "counted after reopen");
 }
 
 #[test]

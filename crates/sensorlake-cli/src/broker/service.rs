@@ -21,7 +21,7 @@ use sensorlake::broker_api::{
     ErrorResponse, FileDeclaration, HEALTH_PATH, IssuedUrl, PRESIGN_PATH, PresignRequest,
     PresignResponse, RefusedFile,
 };
-use sensorlake::key::{DeviceId, KeyTemplate, TimeWindow};
+use sensorlake::key::{DeviceId, KeyRefusal, KeyTemplate, TimeWindow};
 use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer};
 use serde::Serialize;
 
@@ -345,7 +345,12 @@ fn check_file(
 ) -> Result<(), String> {
     template
         .validate_for(device, &file.key, now_us, &state.window)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            KeyRefusal::OutsideWindow { .. } => format!(
+                "{e}: the broker's window is set by `sensorlake broker serve --max-age` (default 720h) and `--max-ahead` (default 5min); the rows' times come from the device's clock, or for `sensorlake run`'s simulator from [source] start"
+            ),
+            e => e.to_string(),
+        })?;
     let md5 = base64::engine::general_purpose::STANDARD
         .decode(&file.content_md5)
         .ok()
