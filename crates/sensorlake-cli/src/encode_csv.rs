@@ -133,10 +133,14 @@ pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
             batch_rows(&schema, &rows, config, &source)?
         }
     };
+    let keys = batches
+        .iter()
+        .map(|batch| job.template.render(&job.device_id, batch))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_distinct_keys(&batches, &keys, &source)?;
     let mut encoder = Encoder::new(schema, job.options)?;
     let mut written = Vec::with_capacity(batches.len());
-    for batch in &batches {
-        let key = job.template.render(&job.device_id, batch)?;
+    for (batch, key) in batches.iter().zip(keys) {
         let meta = FileMetadata {
             device_id: &job.device_id,
             object_key: &key,
@@ -154,6 +158,29 @@ pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
         });
     }
     Ok(written)
+}
+
+/// Refuses batches that render the same key: a key is a pure function of the rows, so
+/// two identical batches (repeated rows) would be one file and a batch's rows would be
+/// lost without a word.
+fn check_distinct_keys(batches: &[Batch], keys: &[String], source: &str) -> Result<()> {
+    let mut first_row = 1;
+    let mut seen: std::collections::HashMap<&str, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (batch, key) in batches.iter().zip(keys) {
+        let rows = (first_row, first_row + batch.len() - 1);
+        if let Some(earlier) = seen.insert(key, rows) {
+            bail!(
+                "{source}: data rows {}-{} and {}-{} would both be {key}: they hold the same rows, and a key is a hash of the rows, so one file would replace the other; remove the repeated rows or choose another --rows-per-file",
+                earlier.0,
+                earlier.1,
+                rows.0,
+                rows.1
+            );
+        }
+        first_row += batch.len();
+    }
+    Ok(())
 }
 
 /// How rows are cut into files under `--output-dir`: the OpenSensor preset's windows

@@ -523,3 +523,37 @@ fn every_file_of_one_encode_has_the_columns_type() {
         );
     }
 }
+
+#[test]
+fn encode_refuses_batches_that_would_share_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    // Two identical one-row batches: the same key, so one file would replace the other.
+    std::fs::write(&csv, "timestamp,a\n1709280000000000,5\n1709280000000000,5\n").unwrap();
+    let out_dir = dir.path().join("lake");
+    let out = run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--rows-per-file",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("data rows 1-1 and 2-2"), "{err}");
+    assert!(parquet_files(&out_dir).is_empty(), "nothing written");
+    // The same rows in one batch are two rows of one file.
+    let out = run(&[
+        "encode",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--rows-per-file",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(parquet_files(&out_dir).len(), 1);
+}
