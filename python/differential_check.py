@@ -9,7 +9,7 @@ RFC 3339 with mixed offsets, quoted and padded cells, blank lines, CRLF, and col
 that the schema refuses (quotes, commas, unicode, ...). Some inputs are built invalid on
 purpose (one or more bad lines of one kind: a cell that is not a number, beyond f64's range,
 or a nonzero that underflows to 0; NaN/Inf in a non-nullable channel; a timestamp that is
-empty, malformed, before 1970 or after 9999, with a +-24:00 offset or second 60 where no
+empty, malformed, finer than a microsecond, before 1970 or after 9999, with a +-24:00 offset or second 60 where no
 leap second is; a wrong cell count, an unterminated quote, junk after a closing quote; a
 column name the schema refuses; or values the specification allows to be widened or
 refused: integers beyond i64, decimals beyond f64's precision).
@@ -86,7 +86,7 @@ CATEGORIES = [
     "file:crlf", "file:blank-lines", "file:bom", "file:no-final-newline", "header:ts", "header:quoted-name",
     # built invalid
     "bad:not-a-number", "bad:not-a-timestamp", "bad:ts-before-1970", "bad:ts-after-9999", "bad:ts-offset-24",
-    "bad:ts-leap-second", "bad:ts-empty", "bad:nan-not-nullable", "bad:inf-not-nullable",
+    "bad:ts-leap-second", "bad:ts-empty", "bad:ts-sub-microsecond", "bad:nan-not-nullable", "bad:inf-not-nullable",
     "bad:float-overflow", "bad:float-underflow", "bad:cell-count", "bad:unterminated-quote",
     "bad:junk-after-quote", "bad:odd-name", "bad:several-lines", "wide:int-beyond-i64", "wide:beyond-f64-precision",
 ]
@@ -384,7 +384,7 @@ FLOAT_BAD_KINDS = {"bad:nan-not-nullable", "bad:inf-not-nullable", "bad:not-a-nu
                    "bad:float-underflow", "wide:beyond-f64-precision"}
 BAD_KINDS = [
     "bad:not-a-number", "bad:not-a-timestamp", "bad:ts-before-1970", "bad:ts-after-9999", "bad:ts-offset-24",
-    "bad:ts-leap-second", "bad:ts-empty", "bad:nan-not-nullable", "bad:inf-not-nullable",
+    "bad:ts-leap-second", "bad:ts-empty", "bad:ts-sub-microsecond", "bad:nan-not-nullable", "bad:inf-not-nullable",
     "bad:float-overflow", "bad:float-underflow", "bad:cell-count", "bad:unterminated-quote", "bad:junk-after-quote",
     "bad:odd-name", "wide:int-beyond-i64", "wide:beyond-f64-precision",
 ]
@@ -601,6 +601,8 @@ def build_case(gen: Gen, index: int, focus: str) -> Case:
                     ts_cells[i] = rng.choice(["2024-03-01T08:15:60Z", "2024-01-01T12:30:60+01:00", "2023-06-30T23:59:60Z"])
                 elif bad == "bad:ts-empty":
                     ts_cells[i] = ""
+                elif bad == "bad:ts-sub-microsecond":
+                    ts_cells[i] = rng.choice(["2024-03-01T08:00:00.1234567Z", "1999-12-31T23:59:59.000000001+01:00"])
         gen.hit(bad)
         if count > 1 and len(bad_rows) > 1:
             gen.hit("bad:several-lines")
