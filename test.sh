@@ -77,5 +77,9 @@ step "Interoperability: pyarrow, DuckDB and Polars read what sensorlake writes"
 cargo build --locked -p sensorlake-cli --bin sensorlake
 .venv/bin/python python/interop_check.py --bin target/debug/sensorlake "${interop_args[@]}"
 
+step "Differential: random CSVs are stored exactly (pyarrow, DuckDB, Polars) or refused at their first bad line"
+# Seed printed; SENSORLAKE_DIFF_SEED=N changes it, SENSORLAKE_DIFF_COUNT=N the number of inputs.
+.venv/bin/python python/differential_check.py --bin target/debug/sensorlake
+
 echo
 echo "All checks passed."
