@@ -529,7 +529,11 @@ fn encode_refuses_batches_that_would_share_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("d.csv");
     // Two identical one-row batches: the same key, so one file would replace the other.
-    std::fs::write(&csv, "timestamp,a\n1709280000000000,5\n1709280000000000,5\n").unwrap();
+    std::fs::write(
+        &csv,
+        "timestamp,a\n1709280000000000,5\n1709280000000000,5\n",
+    )
+    .unwrap();
     let out_dir = dir.path().join("lake");
     let out = run(&[
         "encode",

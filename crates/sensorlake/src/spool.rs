@@ -822,7 +822,11 @@ impl<S: Storage> Spool<S> {
 /// The quarantined files and their reasons, read without opening the spool (safe
 /// while an agent runs).
 pub fn quarantined_files<S: Storage>(storage: &S) -> Result<Vec<QuarantinedFile>, SpoolError> {
-    let listed = storage.list(QUARANTINE)?;
+    let listed = match storage.list(QUARANTINE) {
+        // Not created yet (the agent creates it at its next start): nothing in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        listed => listed?,
+    };
     let mut out: Vec<QuarantinedFile> = listed
         .iter()
         .filter(|e| !e.name.ends_with(WHY))
@@ -865,7 +869,10 @@ pub struct ForeignEntry {
 /// sequence numbers beyond [`MAX_SEQ`] or already taken, directories, symlinks), read
 /// without opening the spool (safe while an agent runs).
 pub fn foreign_entries<S: Storage>(storage: &S) -> Result<Vec<ForeignEntry>, SpoolError> {
-    let mut listed = storage.list(READY)?;
+    let mut listed = match storage.list(READY) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        listed => listed?,
+    };
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     let mut taken = BTreeMap::new();
     let mut out = Vec::new();
