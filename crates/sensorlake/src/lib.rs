@@ -23,6 +23,7 @@ pub mod batch;
 pub mod broker_api;
 pub mod broker_client;
 pub mod clock;
+#[cfg(feature = "host")]
 pub mod csv;
 pub mod decode;
 pub mod device;
@@ -33,6 +34,7 @@ pub mod journal;
 pub mod key;
 pub mod opensensor;
 pub mod pipeline;
+pub mod pqread;
 mod pqwrite;
 pub mod presign;
 pub mod provision;
