@@ -40,6 +40,7 @@ pub mod presign;
 pub mod provision;
 pub mod schema;
 pub mod sensor;
+pub mod sigv4;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim_storage;
 pub mod simulate;
