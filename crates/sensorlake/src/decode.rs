@@ -133,9 +133,13 @@ fn schema_of(footer: &pqread::Footer<'_>) -> Result<Schema, DecodeError> {
     .map_err(DecodeError::Schema)
 }
 
-/// Reads every row of a file this library wrote.
-pub fn decode(bytes: impl AsRef<[u8]>) -> Result<DecodedFile, DecodeError> {
-    let bytes = bytes.as_ref();
+/// Reads every row of a file this library wrote (see [`decode_slice`]).
+pub fn decode(bytes: bytes::Bytes) -> Result<DecodedFile, DecodeError> {
+    decode_slice(&bytes)
+}
+
+/// Reads every row of a file this library wrote, from a byte slice.
+pub fn decode_slice(bytes: &[u8]) -> Result<DecodedFile, DecodeError> {
     let footer = pqread::read_footer(bytes)?;
     let schema = Arc::new(schema_of(&footer)?);
     let rows = usize::try_from(footer.num_rows)

@@ -34,7 +34,9 @@ use crate::batch::Batch;
 #[cfg(feature = "host")]
 use crate::batch::ColumnValues;
 use crate::key::DeviceId;
-use crate::schema::{ChannelType, SCHEMA_VERSION, Schema};
+#[cfg(feature = "host")]
+use crate::schema::ChannelType;
+use crate::schema::{SCHEMA_VERSION, Schema};
 
 /// Key-value metadata key holding the device id.
 pub const META_DEVICE_ID: &str = "sensorlake.device_id";

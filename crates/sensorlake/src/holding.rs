@@ -13,7 +13,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::batch::Batch;
-use crate::decode::decode;
+use crate::decode::decode_slice;
 use crate::encode::{EncodeOptions, Encoder, FileMetadata};
 use crate::key::DeviceId;
 use crate::schema::Schema;
@@ -203,7 +203,7 @@ impl<S: Storage> Holding<S> {
             name: file.name.clone(),
             reason,
         };
-        let decoded = decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let decoded = decode_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if decoded.batch.schema().channels != self.encoder.schema().channels {
             return Err(corrupt(
                 "its channels differ from this firmware's sensors".into(),

@@ -49,6 +49,7 @@ pub mod storage;
 pub mod sts;
 mod thrift;
 pub mod timebase;
+pub mod timefmt;
 pub mod upload;
 pub mod uploader;
 pub mod url_source;

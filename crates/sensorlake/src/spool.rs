@@ -746,7 +746,8 @@ pub fn read_facts(bytes: &[u8]) -> Result<FileFacts, String> {
 /// the key was made with. Fails with the reason to quarantine the file.
 pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
     let facts = read_facts(bytes)?;
-    let decoded = decode::decode(bytes).map_err(|e| format!("the rows cannot be read: {e}"))?;
+    let decoded =
+        decode::decode_slice(bytes).map_err(|e| format!("the rows cannot be read: {e}"))?;
     let device = DeviceId::new(&facts.device_id)
         .map_err(|e| format!("bad {META_DEVICE_ID} metadata: {e}"))?;
     let key = &facts.object_key;

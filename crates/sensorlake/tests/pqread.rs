@@ -214,7 +214,7 @@ fn every_option_reads_as_the_parquet_crate_reads_it() {
         for reference in [false, true] {
             let bytes = encode(&batch, o, reference);
             let what = format!("{o:?} reference writer {reference} (case {i})");
-            let ours = decode::decode(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let ours = decode::decode_slice(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
             let theirs = decode::reference::decode(Bytes::from(bytes.clone())).unwrap();
             assert_same(&ours, &theirs, &what);
             assert_eq!(rows(&ours.batch), rows(&batch), "{what}");
@@ -232,7 +232,7 @@ fn random_batches_read_as_the_parquet_crate_reads_them() {
         let o = options[rng.below(options.len() as u64) as usize];
         let bytes = encode(&batch, o, rng.chance(3));
         let what = format!("{o:?} (batch {i})");
-        let ours = decode::decode(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let ours = decode::decode_slice(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
         let theirs = decode::reference::decode(Bytes::from(bytes.clone())).unwrap();
         assert_same(&ours, &theirs, &what);
         let footer = pqread::read_footer(&bytes).unwrap();
@@ -342,10 +342,10 @@ fn malformed_files_are_errors_never_panics() {
     let corpus = fuzz_corpus();
     let mut rng = Rng(0x5EED_0004);
     for bytes in &corpus {
-        decode::decode(bytes).unwrap();
+        decode::decode_slice(bytes).unwrap();
         // Every truncation.
         for cut in 0..bytes.len() {
-            assert!(decode::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(decode::decode_slice(&bytes[..cut]).is_err(), "cut at {cut}");
             let _ = read_facts(&bytes[..cut]);
         }
     }
@@ -373,7 +373,7 @@ fn malformed_files_are_errors_never_panics() {
             }
         }
         read_everything(&bytes);
-        if decode::decode(&bytes).is_ok() && bytes != corpus[round % corpus.len()] {
+        if decode::decode_slice(&bytes).is_ok() && bytes != corpus[round % corpus.len()] {
             changed_but_read += 1;
         }
     }
