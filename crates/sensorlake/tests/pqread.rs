@@ -2,20 +2,25 @@
 //! `parquet` crate's: the same rows, key-value metadata and device values for every
 //! option combination and for random batches, files of the parquet crate's writer too;
 //! and malformed input (truncation, bit flips, lying lengths) is an error, never a
-//! panic (a bounded, deterministic fuzz loop).
-#![cfg(feature = "host")]
+//! panic (a bounded, deterministic fuzz loop, also in the device feature set).
 
 use std::sync::Arc;
 
+#[cfg(feature = "host")]
 use bytes::Bytes;
 use sensorlake::batch::{Batch, Value};
-use sensorlake::decode::{self, DecodedFile};
+use sensorlake::decode;
+#[cfg(feature = "host")]
+use sensorlake::decode::DecodedFile;
+#[cfg(feature = "host")]
+use sensorlake::encode::ReferenceEncoder;
 use sensorlake::encode::{
-    Codec, EncodeOptions, Encoder, FileMetadata, FloatEncoding, IntEncoding, ReferenceEncoder,
-    Statistics,
+    Codec, EncodeOptions, Encoder, FileMetadata, FloatEncoding, IntEncoding, Statistics,
 };
 use sensorlake::key::DeviceId;
-use sensorlake::pqread::{self, Values};
+use sensorlake::pqread;
+#[cfg(feature = "host")]
+use sensorlake::pqread::Values;
 use sensorlake::schema::{Channel, ChannelType, Schema, TimeUnit};
 use sensorlake::spool::{read_facts, verify_rows};
 
@@ -39,6 +44,7 @@ impl Rng {
     }
 }
 
+#[cfg(feature = "host")]
 fn all_options() -> Vec<EncodeOptions> {
     let mut all = Vec::new();
     for codec in Codec::ALL.into_iter().filter(|c| c.is_available()) {
@@ -153,6 +159,7 @@ fn random_batch(rng: &mut Rng, schema: &Arc<Schema>) -> Batch {
 }
 
 /// Rows as bits (NaN and -0.0 compared exactly).
+#[cfg(feature = "host")]
 fn rows(batch: &Batch) -> Vec<(i64, Vec<u64>)> {
     let mut out = Vec::new();
     batch.for_each_row(|ts, values| {
@@ -169,6 +176,7 @@ fn rows(batch: &Batch) -> Vec<(i64, Vec<u64>)> {
     out
 }
 
+#[cfg(feature = "host")]
 fn assert_same(ours: &DecodedFile, theirs: &DecodedFile, what: &str) {
     assert_eq!(ours.batch.schema(), theirs.batch.schema(), "{what}");
     assert_eq!(rows(&ours.batch), rows(&theirs.batch), "{what}");
@@ -190,19 +198,21 @@ fn encode(batch: &Batch, options: EncodeOptions, reference: bool) -> Vec<u8> {
         device_id: &device,
         object_key: "raw/k.parquet",
     };
+    #[cfg(feature = "host")]
     if reference {
-        ReferenceEncoder::new(batch.schema().clone(), options)
+        return ReferenceEncoder::new(batch.schema().clone(), options)
             .unwrap()
             .encode_to_vec(batch, &meta)
-            .unwrap()
-    } else {
-        Encoder::new(batch.schema().clone(), options)
-            .unwrap()
-            .encode_to_vec(batch, &meta)
-            .unwrap()
+            .unwrap();
     }
+    assert!(!reference || cfg!(feature = "host"));
+    Encoder::new(batch.schema().clone(), options)
+        .unwrap()
+        .encode_to_vec(batch, &meta)
+        .unwrap()
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn every_option_reads_as_the_parquet_crate_reads_it() {
     let mut rng = Rng(0x5EED_0001);
@@ -222,6 +232,7 @@ fn every_option_reads_as_the_parquet_crate_reads_it() {
     }
 }
 
+#[cfg(feature = "host")]
 #[test]
 fn random_batches_read_as_the_parquet_crate_reads_them() {
     let mut rng = Rng(0x5EED_0002);
@@ -242,6 +253,7 @@ fn random_batches_read_as_the_parquet_crate_reads_them() {
 
 /// DOUBLE columns (what the reader must read once the schema has them): PLAIN,
 /// BYTE_STREAM_SPLIT and dictionary pages written by the parquet crate.
+#[cfg(feature = "host")]
 #[test]
 fn double_columns_read_in_every_encoding() {
     use parquet::basic::Encoding;
@@ -420,4 +432,38 @@ fn lying_lengths_in_the_footer_are_errors() {
     huge.extend_from_slice(b"PAR1");
     let e = pqread::read_footer(&huge).unwrap_err();
     assert!(e.to_string().contains("rows"), "{e}");
+}
+
+/// The firmware's build (LZ4 only) reads and writes no other codec, and says so.
+#[cfg(not(feature = "snappy"))]
+#[test]
+fn a_codec_left_out_of_the_build_is_a_clear_error() {
+    let mut rng = Rng(0x5EED_0006);
+    let schema = random_schema(&mut rng);
+    let batch = random_batch(&mut rng, &schema);
+    let e = Encoder::new(
+        schema.clone(),
+        EncodeOptions {
+            codec: Codec::Snappy,
+            ..EncodeOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("snappy"), "{e}");
+    // An LZ4 file whose chunks claim Snappy (codec 1): the footer's ColumnMetaData
+    // field 4 is `0x15 <zigzag 7>` = `0x15 0x0E` right after the path list.
+    let mut bytes = encode(&batch, EncodeOptions::default(), false);
+    let len = bytes.len();
+    let footer_len = u32::from_le_bytes(bytes[len - 8..len - 4].try_into().unwrap()) as usize;
+    let start = len - 8 - footer_len;
+    let mut changed = 0;
+    for i in start..len - 9 {
+        if bytes[i] == 0x15 && bytes[i + 1] == 0x0E && bytes[i + 2] == 0x16 {
+            bytes[i + 1] = 0x02;
+            changed += 1;
+        }
+    }
+    assert!(changed >= 2, "{changed}");
+    let e = decode::decode_slice(&bytes).unwrap_err().to_string();
+    assert!(e.contains("snappy") && e.contains("cargo feature"), "{e}");
 }
