@@ -22,6 +22,7 @@ pub mod backoff;
 pub mod batch;
 pub mod broker_api;
 pub mod broker_client;
+pub mod chips;
 pub mod clock;
 #[cfg(feature = "host")]
 pub mod csv;
