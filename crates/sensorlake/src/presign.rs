@@ -92,8 +92,8 @@ pub struct PutRequest {
     /// Object key.
     ///
     /// Keys with `.` or `..` segments (`raw/../x`) are refused ([`PresignError::BadKey`]):
-    /// the URL is built with the `url` crate, which removes such segments, so it would
-    /// address (and sign) another key, where S3 keeps them literally. The keys of
+    /// URL parsers and HTTP clients remove such segments (RFC 3986), so the URL would
+    /// address another key than the signed one, where S3 keeps them literally. The keys of
     /// [`crate::key`] never have them; tests/presign_fixtures.rs pins this.
     pub key: String,
     /// Base64 MD5 of the body, signed as `Content-MD5`.
@@ -380,7 +380,7 @@ impl Signer {
 }
 
 /// Refuses keys a URL cannot carry unchanged: empty, over 1024 bytes (S3's limit), or
-/// with `.`/`..` segments (URL parsing would remove them).
+/// with `.`/`..` segments (URL parsers and HTTP clients would remove them).
 fn check_key(key: &str) -> Result<(), PresignError> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if key.is_empty() || key.len() > 1024 || dot_segment {

@@ -42,5 +42,9 @@ fn every_chip_has_its_own_documented_pin_table() {
         assert_eq!(gpios, chip.adc1_gpios(), "{}", chip.name());
         seen += 1;
     }
-    assert_eq!(text.matches("\nadc1_chip!(").count(), seen, "a table for an unknown chip");
+    assert_eq!(
+        text.matches("\nadc1_chip!(").count(),
+        seen,
+        "a table for an unknown chip"
+    );
 }
