@@ -940,7 +940,7 @@ fn decompress(codec: i32, input: &[u8], uncompressed: usize, out: &mut Vec<u8>) 
         #[cfg(feature = "gzip")]
         2 => {
             use std::io::Read;
-            out.reserve(uncompressed);
+            // Grows with the output actually inflated, never by the claim alone.
             flate2::read::MultiGzDecoder::new(input)
                 .take(uncompressed as u64 + 1)
                 .read_to_end(out)
