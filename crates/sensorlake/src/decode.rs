@@ -162,6 +162,12 @@ pub fn decode_slice(bytes: &[u8]) -> Result<DecodedFile, DecodeError> {
         let Values::Bytes { indexes, distinct } = column.values else {
             return Err(layout("the device column is not a string".into()));
         };
+        if indexes.len() != rows {
+            return Err(layout(format!(
+                "the device column has {} of {rows} rows",
+                indexes.len()
+            )));
+        }
         let mut seen = vec![false; distinct.len()];
         for i in indexes {
             if !std::mem::replace(&mut seen[i as usize], true) {
@@ -171,47 +177,41 @@ pub fn decode_slice(bytes: &[u8]) -> Result<DecodedFile, DecodeError> {
             }
         }
     }
-    let mut columns: Vec<(Vec<Value>, Option<Vec<bool>>)> =
-        Vec::with_capacity(schema.channels.len());
-    for c in 0..schema.channels.len() {
-        let column = pqread::read_column(bytes, &footer, first_channel + c)?;
-        let dense: Vec<Value> = match column.values {
-            Values::F32(v) => v.into_iter().map(Value::F32).collect(),
-            Values::I32(v) => v.into_iter().map(|x| Value::Int(x.into())).collect(),
-            Values::I64(v) => v.into_iter().map(Value::Int).collect(),
-            _ => return Err(layout("a channel of an unsupported type".into())),
-        };
-        columns.push((dense, column.present));
-    }
     if ts.len() != rows {
         return Err(layout(format!(
             "the timestamp column has {} of {rows} rows",
             ts.len()
         )));
     }
-    let mut cursors = vec![0usize; columns.len()];
-    let mut row = vec![Value::Null; columns.len()];
-    let mut batch_rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(rows);
-    for (r, &t) in ts.iter().enumerate() {
-        for (i, (dense, present)) in columns.iter().enumerate() {
-            let has = present.as_ref().is_none_or(|p| p.get(r) == Some(&true));
-            row[i] = if has {
-                let v = dense.get(cursors[i]).copied().ok_or_else(|| {
-                    layout(format!(
-                        "column {} has fewer values than rows",
-                        i + first_channel
-                    ))
-                })?;
-                cursors[i] += 1;
-                v
-            } else {
-                Value::Null
-            };
-        }
-        batch_rows.push((t, row.clone()));
+    // Rows × channels, filled one decoded column at a time (sized by the timestamps
+    // actually decoded, not by the footer's claim).
+    let width = schema.channels.len();
+    let mut cells = vec![Value::Null; rows * width];
+    for c in 0..width {
+        let column = pqread::read_column(bytes, &footer, first_channel + c)?;
+        let name = &schema.channels[c].name;
+        let mut put = |row: usize, value: Value| cells[row * width + c] = value;
+        let count = match &column.values {
+            Values::F32(v) => fill(v, column.present.as_deref(), rows, |r, i| {
+                put(r, Value::F32(v[i]))
+            }),
+            Values::I32(v) => fill(v, column.present.as_deref(), rows, |r, i| {
+                put(r, Value::Int(v[i].into()))
+            }),
+            Values::I64(v) => fill(v, column.present.as_deref(), rows, |r, i| {
+                put(r, Value::Int(v[i]))
+            }),
+            _ => return Err(layout(format!("channel {name:?} has an unsupported type"))),
+        };
+        count.map_err(|why| layout(format!("channel {name:?}: {why}")))?;
     }
-    let batch = Batch::from_rows(schema, batch_rows.iter().map(|(t, v)| (*t, v.as_slice())))
-        .map_err(DecodeError::Row)?;
+    let batch = Batch::from_rows(
+        schema,
+        ts.iter()
+            .enumerate()
+            .map(|(r, &t)| (t, &cells[r * width..(r + 1) * width])),
+    )
+    .map_err(DecodeError::Row)?;
     let key_values: Vec<(String, String)> = footer
         .key_values
         .iter()
@@ -225,6 +225,46 @@ pub fn decode_slice(bytes: &[u8]) -> Result<DecodedFile, DecodeError> {
     let estimated = decoded.meta(crate::encode::META_TIME_ESTIMATED) == Some("true");
     decoded.batch.set_time_estimated(estimated);
     Ok(decoded)
+}
+
+/// Calls `put(row, index)` for each row that has a value (`index` into the dense
+/// values), checking the column has exactly one value per present row; returns the
+/// number of values.
+fn fill<T>(
+    values: &[T],
+    present: Option<&[bool]>,
+    rows: usize,
+    mut put: impl FnMut(usize, usize),
+) -> Result<usize, String> {
+    match present {
+        None => {
+            if values.len() != rows {
+                return Err(format!("{} values for {rows} rows", values.len()));
+            }
+            (0..rows).for_each(|r| put(r, r));
+            Ok(rows)
+        }
+        Some(present) => {
+            if present.len() != rows {
+                return Err(format!(
+                    "{} definition levels for {rows} rows",
+                    present.len()
+                ));
+            }
+            let mut next = 0;
+            for (r, _) in present.iter().enumerate().filter(|(_, p)| **p) {
+                if next == values.len() {
+                    return Err("fewer values than present rows".into());
+                }
+                put(r, next);
+                next += 1;
+            }
+            if next != values.len() {
+                return Err("more values than present rows".into());
+            }
+            Ok(next)
+        }
+    }
 }
 
 /// The same decoding with the `parquet` crate's reader (cargo feature `host`): the
