@@ -1479,8 +1479,14 @@ mod tests {
         // A string of 1000 bytes in 2.
         let mut c = Cursor::new(&[0xE8, 0x07, 0], "test");
         assert!(c.binary().is_err());
-        // A page claiming 1 GB uncompressed from 10 LZ4 bytes.
-        assert!(decompress(7, &[0; 10], 1 << 30, &mut Vec::new()).is_err());
+        // A page claiming 1 GB uncompressed from 10 bytes: refused before any buffer
+        // is made for it, whatever the codec (compiled in or not).
+        for codec in [1, 2, 6, 7] {
+            let mut out = Vec::new();
+            let e = decompress(codec, &[0; 10], 1 << 30, &mut out).unwrap_err();
+            assert!(e.to_string().contains("claims 1073741824 bytes"), "{e}");
+            assert_eq!(out.capacity(), 0);
+        }
     }
 
     #[cfg(not(feature = "zstd"))]
