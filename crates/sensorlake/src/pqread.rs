@@ -988,6 +988,13 @@ fn bits_at(data: &[u8], bit: usize, width: u32) -> u64 {
     }
 }
 
+/// Bytes that `count` values of `width` bits fill (saturating: a count no input can
+/// hold makes a length no input has).
+fn bytes_for(count: usize, width: u32) -> usize {
+    usize::try_from((count as u64).saturating_mul(u64::from(width)).div_ceil(8))
+        .unwrap_or(usize::MAX)
+}
+
 /// Decodes `count` values of the RLE/bit-packed hybrid with `width` bits each.
 fn read_hybrid(
     c: &mut Cursor<'_>,
@@ -1032,7 +1039,7 @@ fn read_hybrid(
                 .ok()
                 .and_then(|g| g.checked_mul(width as usize))
                 .unwrap_or(usize::MAX);
-            let needed = (values * width as usize).div_ceil(8);
+            let needed = bytes_for(values, width);
             let bytes = c.take(full.min(c.remaining()).max(needed).min(c.remaining()))?;
             if bytes.len() < needed {
                 return c.truncated();
@@ -1136,7 +1143,8 @@ fn read_delta(
     if count == 0 {
         return Ok(());
     }
-    let per_mini = (block / minis) as usize;
+    let per_mini = usize::try_from(block / minis)
+        .map_err(|_| ReadError::new(format!("a DELTA_BINARY_PACKED block of {block} values")))?;
     let minis = usize::try_from(minis).unwrap_or(usize::MAX);
     let max_width = if wide { 64 } else { 32 };
     let wrap = |v: i64| if wide { v } else { i64::from(v as i32) };
@@ -1156,8 +1164,8 @@ fn read_delta(
                 ));
             }
             let n = per_mini.min(left);
-            let full = per_mini * width as usize / 8;
-            let needed = (n * width as usize).div_ceil(8);
+            let full = bytes_for(per_mini, width);
+            let needed = bytes_for(n, width);
             let bytes = c.take(full.min(c.remaining()).max(needed.min(c.remaining())))?;
             if bytes.len() < needed {
                 return c.truncated();
@@ -1520,5 +1528,17 @@ mod tests {
                 assert_eq!(back, values, "{n} values, wide {wide}");
             }
         }
+    }
+
+    #[test]
+    fn huge_delta_blocks_are_errors_not_overflows() {
+        // block 2^62 values in one miniblock, 2 values, first 0, min delta 0, width 64.
+        let mut page = Vec::new();
+        for v in [1u64 << 62, 1, 2, 0, 0] {
+            crate::thrift::put_varint(&mut page, v);
+        }
+        page.push(64);
+        let mut c = Cursor::new(&page, "test");
+        assert!(read_delta(&mut c, 2, true, |_| {}).is_err());
     }
 }
