@@ -67,6 +67,9 @@ cargo test --workspace --locked
 step "Library tests on a 32-bit target (i686, device feature set)"
 cargo test -p sensorlake --no-default-features --features device --target i686-unknown-linux-gnu --locked
 
+step "The device feature set pulls no parquet, url, idna or jiff (cargo tree)"
+scripts/device-deps.sh
+
 step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
 scripts/esp-proxy-build.sh
 

@@ -73,30 +73,15 @@ impl fmt::Debug for BrokerClient {
     }
 }
 
-/// Whether `host` is a loopback name or address (where plain HTTP cannot be overheard).
-pub(crate) fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
-
 impl BrokerClient {
     /// A client of the broker at `base_url` (`https://broker.example:8443`; `http://`
     /// only to a loopback address, as in tests and the demo) that authenticates with the
     /// device's `token`.
     pub fn new(base_url: &str, token: &str) -> Result<Self, BrokerClientError> {
         let bad = || BrokerClientError::BadUrl(base_url.to_string());
-        let url: url::Url = base_url.parse().map_err(|_| bad())?;
-        let host = url.host().ok_or_else(bad)?;
-        let plain_ok = url.scheme() == "http" && is_loopback(&host);
-        if !(url.scheme() == "https" || plain_ok)
-            || url.query().is_some()
-            || url.fragment().is_some()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
+        let url = crate::sigv4::Endpoint::parse(base_url).map_err(|_| bad())?;
+        let plain_ok = !url.secure && url.is_loopback();
+        if !(url.secure || plain_ok) || base_url.contains(['?', '#']) {
             return Err(bad());
         }
         let token_ok =

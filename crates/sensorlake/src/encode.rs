@@ -15,17 +15,28 @@ use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 
+#[cfg(feature = "host")]
 use parquet::basic::{Compression, Encoding};
+#[cfg(feature = "host")]
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int32Type, Int64Type};
+#[cfg(feature = "host")]
 use parquet::errors::ParquetError;
+#[cfg(feature = "host")]
 use parquet::file::metadata::KeyValue;
+#[cfg(feature = "host")]
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+#[cfg(feature = "host")]
 use parquet::file::writer::SerializedFileWriter;
+#[cfg(feature = "host")]
 use parquet::schema::types::{ColumnPath, TypePtr};
 
-use crate::batch::{Batch, ColumnValues};
+use crate::batch::Batch;
+#[cfg(feature = "host")]
+use crate::batch::ColumnValues;
 use crate::key::DeviceId;
-use crate::schema::{ChannelType, SCHEMA_VERSION, Schema};
+#[cfg(feature = "host")]
+use crate::schema::ChannelType;
+use crate::schema::{SCHEMA_VERSION, Schema};
 
 /// Key-value metadata key holding the device id.
 pub const META_DEVICE_ID: &str = "sensorlake.device_id";
@@ -97,6 +108,7 @@ impl Codec {
         }
     }
 
+    #[cfg(feature = "host")]
     fn to_parquet(self) -> Compression {
         match self {
             Self::None => Compression::UNCOMPRESSED,
@@ -179,6 +191,7 @@ impl IntEncoding {
         }
     }
 
+    #[cfg(feature = "host")]
     fn to_parquet(self) -> Encoding {
         match self {
             Self::Plain => Encoding::PLAIN,
@@ -271,6 +284,7 @@ pub enum EncodeError {
     /// The batch has no rows.
     EmptyBatch,
     /// The `parquet` crate's writer failed (`ReferenceEncoder`).
+    #[cfg(feature = "host")]
     Parquet(ParquetError),
     /// Writing the output failed (e.g. the disk is full).
     Io(std::io::Error),
@@ -282,6 +296,7 @@ impl fmt::Display for EncodeError {
             Self::BadOption(msg) => f.write_str(msg),
             Self::SchemaMismatch => write!(f, "the batch's schema differs from the encoder's"),
             Self::EmptyBatch => write!(f, "an empty batch cannot be encoded"),
+            #[cfg(feature = "host")]
             Self::Parquet(e) => write!(f, "parquet writer: {e}"),
             Self::Io(e) => write!(f, "cannot write the Parquet file: {e}"),
         }
@@ -291,6 +306,7 @@ impl fmt::Display for EncodeError {
 impl std::error::Error for EncodeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            #[cfg(feature = "host")]
             Self::Parquet(e) => Some(e),
             Self::Io(e) => Some(e),
             _ => None,
@@ -298,6 +314,7 @@ impl std::error::Error for EncodeError {
     }
 }
 
+#[cfg(feature = "host")]
 impl From<ParquetError> for EncodeError {
     fn from(e: ParquetError) -> Self {
         Self::Parquet(e)
@@ -462,7 +479,9 @@ impl Write for GrowSlowly<'_> {
 }
 
 /// The same files written with the `parquet` crate's `SerializedFileWriter`: a
-/// reference for benchmarks (size, heap, code size) and for cross-checking [`Encoder`].
+/// reference for benchmarks (size, heap, code size) and for cross-checking [`Encoder`]
+/// (cargo feature `host`).
+#[cfg(feature = "host")]
 #[derive(Debug)]
 pub struct ReferenceEncoder {
     schema: Arc<Schema>,
@@ -471,6 +490,7 @@ pub struct ReferenceEncoder {
     ts_scratch: Vec<i64>,
 }
 
+#[cfg(feature = "host")]
 impl ReferenceEncoder {
     /// A reference encoder; fails if a codec is not compiled in.
     pub fn new(schema: Arc<Schema>, options: EncodeOptions) -> Result<Self, EncodeError> {
@@ -585,6 +605,7 @@ impl ReferenceEncoder {
     }
 }
 
+#[cfg(feature = "host")]
 fn file_key_values(schema: &Schema, batch: &Batch, meta: &FileMetadata<'_>) -> Vec<KeyValue> {
     let mut kv = vec![
         KeyValue::new(META_DEVICE_ID.into(), meta.device_id.as_str().to_string()),
@@ -618,6 +639,7 @@ fn file_key_values(schema: &Schema, batch: &Batch, meta: &FileMetadata<'_>) -> V
     kv
 }
 
+#[cfg(feature = "host")]
 fn writer_properties(schema: &Schema, options: &EncodeOptions) -> WriterProperties {
     let stats = match options.statistics {
         Statistics::None | Statistics::Timestamp => EnabledStatistics::None,

@@ -12,10 +12,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::batch::Batch;
-use crate::decode::decode;
+use crate::decode::decode_slice;
 use crate::encode::{EncodeOptions, Encoder, FileMetadata};
 use crate::key::DeviceId;
 use crate::schema::Schema;
@@ -205,7 +203,7 @@ impl<S: Storage> Holding<S> {
             name: file.name.clone(),
             reason,
         };
-        let decoded = decode(Bytes::from(bytes)).map_err(|e| corrupt(e.to_string()))?;
+        let decoded = decode_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if decoded.batch.schema().channels != self.encoder.schema().channels {
             return Err(corrupt(
                 "its channels differ from this firmware's sensors".into(),

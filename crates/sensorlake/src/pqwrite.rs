@@ -845,7 +845,7 @@ pub(crate) fn write_hybrid(len: usize, value: impl Fn(usize) -> u32, width: u8, 
 /// Appends DELTA_BINARY_PACKED values. `wide` selects INT64 arithmetic, else INT32
 /// (wrapping 32-bit deltas, as readers of INT32 columns decode them). Deltas are
 /// computed one block at a time on the stack.
-fn write_delta(
+pub(crate) fn write_delta(
     values: impl Iterator<Item = i64> + Clone,
     count: usize,
     wide: bool,

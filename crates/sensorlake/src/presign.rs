@@ -1,5 +1,6 @@
-//! SigV4 presigned PUT URLs (rusty-s3, sans-IO): the URL carries the signature, so the
-//! uploader needs no keys, and the signed headers bind it to one body.
+//! SigV4 presigned PUT URLs ([`crate::sigv4`], sans-IO, no `url` or `jiff`): the URL
+//! carries the signature, so the uploader needs no keys, and the signed headers bind it
+//! to one body.
 //!
 //! A URL made by [`Signer::presign_put`] for a [`PutRequest::for_body`] signs
 //! `Content-MD5` (the server checks the bytes), `Content-Length` (exactly that many
@@ -10,7 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use md5::{Digest, Md5};
-use rusty_s3::{Bucket, S3Action, UrlStyle};
+#[cfg(feature = "host")]
+use rusty_s3::{Bucket, UrlStyle};
+
+use crate::sigv4::{self, Endpoint};
 
 /// Default lifetime of a presigned URL.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(300);
@@ -88,8 +92,8 @@ pub struct PutRequest {
     /// Object key.
     ///
     /// Keys with `.` or `..` segments (`raw/../x`) are refused ([`PresignError::BadKey`]):
-    /// the URL is built with the `url` crate, which removes such segments, so it would
-    /// address (and sign) another key, where S3 keeps them literally. The keys of
+    /// URL parsers and HTTP clients remove such segments (RFC 3986), so the URL would
+    /// address another key than the signed one, where S3 keeps them literally. The keys of
     /// [`crate::key`] never have them; tests/presign_fixtures.rs pins this.
     pub key: String,
     /// Base64 MD5 of the body, signed as `Content-MD5`.
@@ -158,6 +162,9 @@ pub enum PresignError {
     MissingCredentials,
     /// The object key is empty, longer than 1024 bytes, or has a `.`/`..` segment.
     BadKey(String),
+    /// The endpoint is a URL the signer does not take (the reason says why: e.g. a
+    /// non-ASCII host, user info, a non-canonical IP address).
+    UnsupportedEndpoint(String),
 }
 
 impl fmt::Display for PresignError {
@@ -174,6 +181,7 @@ impl fmt::Display for PresignError {
                 f,
                 "object key {key:?} cannot be signed: it must be 1-1024 bytes without '.' or '..' segments"
             ),
+            Self::UnsupportedEndpoint(why) => f.write_str(why),
             Self::MissingCredentials => write!(
                 f,
                 "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
@@ -212,13 +220,21 @@ pub fn valid_bucket_name(name: &str) -> bool {
 /// Signs URLs for one bucket with one set of credentials.
 #[derive(Debug, Clone)]
 pub struct Signer {
-    bucket: Bucket,
-    credentials: rusty_s3::Credentials,
+    endpoint: Endpoint,
+    bucket_name: String,
+    region: String,
+    path_style: bool,
+    credentials: Credentials,
     expiry: Duration,
+    #[cfg(feature = "host")]
+    bucket: Bucket,
+    #[cfg(feature = "host")]
+    rusty_credentials: rusty_s3::Credentials,
 }
 
 impl Signer {
-    /// A signer whose URLs live for `expiry`.
+    /// A signer whose URLs live for `expiry`. IP endpoints and buckets with a `.` use
+    /// path-style URLs whatever `target.path_style` says ([`sigv4::uses_path_style`]).
     pub fn new(
         target: &S3Target,
         credentials: &Credentials,
@@ -230,26 +246,31 @@ impl Signer {
         if !valid_bucket_name(&target.bucket) {
             return Err(PresignError::BadBucket(target.bucket.clone()));
         }
-        let endpoint: url::Url = target
-            .endpoint
-            .parse()
-            .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
-        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+        let scheme_ok = ["http://", "https://"].iter().any(|s| {
+            target.endpoint.len() > s.len() && target.endpoint[..s.len()].eq_ignore_ascii_case(s)
+        });
+        if !scheme_ok {
             return Err(PresignError::BadEndpoint(target.endpoint.clone()));
         }
-        let style = if target.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
+        let endpoint =
+            Endpoint::parse(&target.endpoint).map_err(PresignError::UnsupportedEndpoint)?;
+        let path_style = sigv4::uses_path_style(&endpoint, &target.bucket, target.path_style);
+        #[cfg(feature = "host")]
+        let bucket = {
+            let url: url::Url = target
+                .endpoint
+                .parse()
+                .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
+            let style = if path_style {
+                UrlStyle::Path
+            } else {
+                UrlStyle::VirtualHost
+            };
+            Bucket::new(url, style, target.bucket.clone(), target.region.clone())
+                .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?
         };
-        let bucket = Bucket::new(
-            endpoint,
-            style,
-            target.bucket.clone(),
-            target.region.clone(),
-        )
-        .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
-        let credentials = match &credentials.session_token {
+        #[cfg(feature = "host")]
+        let rusty_credentials = match &credentials.session_token {
             Some(token) => rusty_s3::Credentials::new_with_token(
                 credentials.access_key_id.clone(),
                 credentials.secret_access_key.clone(),
@@ -261,9 +282,16 @@ impl Signer {
             ),
         };
         Ok(Self {
-            bucket,
-            credentials,
+            endpoint,
+            bucket_name: target.bucket.clone(),
+            region: target.region.clone(),
+            path_style,
+            credentials: credentials.clone(),
             expiry,
+            #[cfg(feature = "host")]
+            bucket,
+            #[cfg(feature = "host")]
+            rusty_credentials,
         })
     }
 
@@ -272,14 +300,53 @@ impl Signer {
         self.expiry
     }
 
-    /// The rusty-s3 bucket, for signing other actions (host tools list and read back).
+    /// Whether URLs put the bucket in the path (after the endpoint-style rule).
+    pub fn path_style(&self) -> bool {
+        self.path_style
+    }
+
+    /// The rusty-s3 bucket, for signing other actions (host tools list and read back;
+    /// cargo feature `host`).
+    #[cfg(feature = "host")]
     pub fn bucket(&self) -> &Bucket {
         &self.bucket
     }
 
-    /// The rusty-s3 credentials, for signing other actions.
+    /// The rusty-s3 credentials, for signing other actions (cargo feature `host`).
+    #[cfg(feature = "host")]
     pub fn rusty_credentials(&self) -> &rusty_s3::Credentials {
-        &self.credentials
+        &self.rusty_credentials
+    }
+
+    fn sign(
+        &self,
+        method: &str,
+        key: &str,
+        headers: &[(String, String)],
+        at: SystemTime,
+    ) -> Result<String, PresignError> {
+        check_key(key)?;
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| PresignError::BadTime)?
+            .as_secs();
+        if secs > sigv4::MAX_SIGNING_SECS {
+            return Err(PresignError::BadTime);
+        }
+        Ok(sigv4::presign(&sigv4::Request {
+            method,
+            endpoint: &self.endpoint,
+            bucket: &self.bucket_name,
+            path_style: self.path_style,
+            key,
+            region: &self.region,
+            access_key_id: &self.credentials.access_key_id,
+            secret_access_key: &self.credentials.secret_access_key,
+            session_token: self.credentials.session_token.as_deref(),
+            headers,
+            at_secs: secs,
+            expires_secs: self.expiry.as_secs(),
+        }))
     }
 
     /// A PUT URL signed as of `at` (deterministic: same inputs, same URL).
@@ -288,28 +355,19 @@ impl Signer {
         request: &PutRequest,
         at: SystemTime,
     ) -> Result<PresignedPut, PresignError> {
-        check_key(&request.key)?;
-        let time = to_timestamp(at)?;
-        let mut action = self
-            .bucket
-            .put_object(Some(&self.credentials), &request.key);
-        let length = request.content_length.map(|l| l.to_string());
         let mut headers = Vec::new();
         if let Some(md5) = &request.content_md5 {
             headers.push(("content-md5".to_string(), md5.clone()));
         }
-        if let Some(length) = &length {
-            headers.push(("content-length".to_string(), length.clone()));
+        if let Some(length) = request.content_length {
+            headers.push(("content-length".to_string(), length.to_string()));
         }
         if request.if_none_match {
             headers.push(("if-none-match".to_string(), "*".to_string()));
         }
-        for (name, value) in &headers {
-            action.headers_mut().insert(name.as_str(), value.as_str());
-        }
-        let url = action.sign_with_time(self.expiry, &time);
+        let url = self.sign("PUT", &request.key, &headers, at)?;
         Ok(PresignedPut {
-            url: url.to_string(),
+            url,
             headers,
             expires_at: at + self.expiry,
         })
@@ -317,29 +375,18 @@ impl Signer {
 
     /// A GET URL for `key` signed as of `at`.
     pub fn presign_get(&self, key: &str, at: SystemTime) -> Result<String, PresignError> {
-        check_key(key)?;
-        let time = to_timestamp(at)?;
-        let action = self.bucket.get_object(Some(&self.credentials), key);
-        Ok(action.sign_with_time(self.expiry, &time).to_string())
+        self.sign("GET", key, &[], at)
     }
 }
 
 /// Refuses keys a URL cannot carry unchanged: empty, over 1024 bytes (S3's limit), or
-/// with `.`/`..` segments (URL parsing would remove them).
+/// with `.`/`..` segments (URL parsers and HTTP clients would remove them).
 fn check_key(key: &str) -> Result<(), PresignError> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if key.is_empty() || key.len() > 1024 || dot_segment {
         return Err(PresignError::BadKey(key.to_string()));
     }
     Ok(())
-}
-
-fn to_timestamp(at: SystemTime) -> Result<jiff::Timestamp, PresignError> {
-    let since = at
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| PresignError::BadTime)?;
-    let secs = i64::try_from(since.as_secs()).map_err(|_| PresignError::BadTime)?;
-    jiff::Timestamp::from_second(secs).map_err(|_| PresignError::BadTime)
 }
 
 #[cfg(test)]

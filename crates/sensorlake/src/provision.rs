@@ -93,7 +93,7 @@ pub struct Provisioning {
     pub layout: Layout,
     /// Sampling period.
     pub sample_period: Duration,
-    /// ADC1 GPIOs sampled (ESP32-S3: 1-10).
+    /// ADC1 GPIOs sampled (ESP32-S3: 1-10, ESP32-C3: 0-4, ESP32-C6: 0-6).
     pub adc1_gpios: Vec<u8>,
 }
 
@@ -270,15 +270,18 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// Parses `1,2,5`: ESP32-S3 ADC1 GPIOs (1-10), no repeats.
+/// Parses `1,2,5`: ADC1 GPIOs, no repeats. The provisioning file does not name the
+/// chip: any ADC1 GPIO of a chip the firmware names is accepted here (ESP32-S3 1-10,
+/// ESP32-C3 0-4, ESP32-C6 0-6, [`crate::chips`]); the firmware refuses at boot a GPIO
+/// its own chip's ADC1 lacks.
 pub fn parse_adc1_gpios(text: &str) -> Result<Vec<u8>, String> {
     let mut gpios = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let gpio = match part.parse::<u8>() {
-            Ok(n) if (1..=10).contains(&n) => n,
+            Ok(n) if crate::chips::is_adc1_gpio_of_some_chip(n) => n,
             _ => {
                 return Err(format!(
-                    "{part:?} is not an ADC1 GPIO of the ESP32-S3 (1-10)"
+                    "{part:?} is not an ADC1 GPIO (ESP32-S3 1-10, ESP32-C3 0-4, ESP32-C6 0-6)"
                 ));
             }
         };
@@ -399,6 +402,7 @@ mod tests {
     fn adc_gpio_lists() {
         assert_eq!(parse_adc1_gpios(" 1, 2 ,10").unwrap(), vec![1, 2, 10]);
         assert_eq!(parse_adc1_gpios("").unwrap(), Vec::<u8>::new());
-        assert!(parse_adc1_gpios("0").is_err());
+        assert_eq!(parse_adc1_gpios("0").unwrap(), vec![0]);
+        assert!(parse_adc1_gpios("11").is_err());
     }
 }

@@ -1,12 +1,15 @@
 //! What a row is: a timestamp plus named channels, and the Parquet schema it maps to.
 
 use std::fmt;
+#[cfg(feature = "host")]
 use std::sync::Arc;
 
+#[cfg(feature = "host")]
 use parquet::basic::{
     IntType, LogicalType, Repetition, TimeUnit as ParquetTimeUnit, TimestampType,
     Type as PhysicalType,
 };
+#[cfg(feature = "host")]
 use parquet::schema::types::{Type, TypePtr};
 
 /// Version of the file layout this library writes (columns, metadata keys). Stored in
@@ -259,7 +262,8 @@ impl Schema {
             .sum::<usize>()
     }
 
-    /// The Parquet message type for this schema.
+    /// The Parquet message type for this schema (cargo feature `host`).
+    #[cfg(feature = "host")]
     pub fn to_parquet(&self) -> Result<TypePtr, parquet::errors::ParquetError> {
         let unit = match self.ts_unit {
             TimeUnit::Micros => ParquetTimeUnit::MICROS,

@@ -40,12 +40,11 @@ use std::fmt;
 use std::io;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
 use crate::decode;
 use crate::encode::{META_DEVICE_ID, META_OBJECT_KEY};
 use crate::failpoint;
 use crate::key::{DeviceId, KeyTemplate, Layout};
+use crate::pqread;
 use crate::storage::{DirEntry, NotAFile, Storage, is_storage_full};
 
 /// Directory of files being written.
@@ -522,8 +521,7 @@ impl<S: Storage> Spool<S> {
             .storage
             .read(&entry.path())
             .ok()
-            .and_then(|b| decode::read_metadata(Bytes::from(b)).ok())
-            .map(|m| m.file_metadata().num_rows().max(0) as u64);
+            .and_then(|b| pqread::read_footer(&b).ok().map(|f| f.num_rows));
         self.remove_entry(entry)?;
         self.stats.dropped_files += 1;
         self.stats.dropped_rows += rows.unwrap_or(0);
@@ -940,21 +938,16 @@ pub struct FileFacts {
 /// Reads a spooled file's footer: fails (with the reason to quarantine it) on bad
 /// magic, a bad footer, a wrong size or a missing object key.
 pub fn read_facts(bytes: &[u8]) -> Result<FileFacts, String> {
-    let meta = decode::read_metadata(Bytes::copy_from_slice(bytes))
+    let footer = pqread::read_footer(bytes)
         .map_err(|e| format!("not a readable Parquet file ({} bytes): {e}", bytes.len()))?;
-    let file = meta.file_metadata();
-    let get = |key: &str| {
-        file.key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == key))
-            .and_then(|e| e.value.clone())
-    };
-    let object_key = get(META_OBJECT_KEY)
+    let object_key = footer
+        .meta(META_OBJECT_KEY)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| format!("the file has no {META_OBJECT_KEY} metadata"))?;
     Ok(FileFacts {
-        object_key,
-        device_id: get(META_DEVICE_ID).unwrap_or_default(),
-        rows: file.num_rows().max(0) as u64,
+        object_key: object_key.to_string(),
+        device_id: footer.meta(META_DEVICE_ID).unwrap_or_default().to_string(),
+        rows: footer.num_rows,
     })
 }
 
@@ -963,8 +956,8 @@ pub fn read_facts(bytes: &[u8]) -> Result<FileFacts, String> {
 /// the key was made with. Fails with the reason to quarantine the file.
 pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
     let facts = read_facts(bytes)?;
-    let decoded = decode::decode(Bytes::copy_from_slice(bytes))
-        .map_err(|e| format!("the rows cannot be read: {e}"))?;
+    let decoded =
+        decode::decode_slice(bytes).map_err(|e| format!("the rows cannot be read: {e}"))?;
     let device = DeviceId::new(&facts.device_id)
         .map_err(|e| format!("bad {META_DEVICE_ID} metadata: {e}"))?;
     let key = &facts.object_key;

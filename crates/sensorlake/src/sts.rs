@@ -254,14 +254,10 @@ impl IotCredentialsProvider {
     /// as `x-amzn-iot-thingname` (needed for `${credentials-iot:ThingName}` in policies).
     pub fn new(endpoint: &str, role_alias: &str, thing_name: Option<&str>) -> Result<Self, String> {
         let endpoint = endpoint.trim_end_matches('/');
-        let url: url::Url = endpoint
-            .parse()
-            .map_err(|_| format!("credentials endpoint {endpoint:?} is not a URL"))?;
-        let https = url.scheme() == "https" && url.host().is_some();
-        let loopback_http = url.scheme() == "http"
-            && url
-                .host()
-                .is_some_and(|h| crate::broker_client::is_loopback(&h));
+        let url = crate::sigv4::Endpoint::parse(endpoint)
+            .map_err(|e| format!("credentials endpoint {endpoint:?} is not a URL: {e}"))?;
+        let https = url.secure;
+        let loopback_http = !url.secure && url.is_loopback();
         if !(https || loopback_http) {
             return Err(format!(
                 "credentials endpoint {endpoint:?} is not an https:// URL (plain http:// only to a loopback address)"
@@ -346,18 +342,16 @@ impl CredentialsProvider for IotCredentialsProvider {
             )
         })?;
         let c = parsed.credentials;
-        let expires: jiff::Timestamp = c.expiration.parse().map_err(|_| {
+        let expires_at = crate::timefmt::parse_rfc3339(&c.expiration).ok_or_else(|| {
             UrlError::Unavailable(format!(
-                "credentials expiration {:?} is not an RFC 3339 time",
+                "credentials expiration {:?} is not an RFC 3339 time between 1970 and 9999",
                 c.expiration
             ))
         })?;
-        let secs = u64::try_from(expires.as_second())
-            .map_err(|_| UrlError::Unavailable("credentials expiration is before 1970".into()))?;
         Ok(TemporaryCredentials {
             credentials: Credentials::new(&c.access_key_id, &c.secret_access_key)
                 .with_session_token(Some(c.session_token)),
-            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            expires_at,
         })
     }
 }

@@ -288,9 +288,7 @@ fn is_md5_hex(etag: &str) -> bool {
 
 /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let ts = jiff::fmt::rfc2822::parse(text.trim()).ok()?.timestamp();
-    let secs = u64::try_from(ts.as_second()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    crate::timefmt::parse_http_date(text)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Every codec × encoding × statistics level round-trips real sensor data bit for bit,
 //! read back with the `parquet` crate's own reader.
+#![cfg(feature = "host")]
 
 use std::sync::Arc;
 

@@ -63,19 +63,7 @@ fn main() -> Result<()> {
     let settings = settings::load(&nvs)?;
     let _spool = spool_fs::mount()?;
 
-    let pins = peripherals.pins;
-    let adc1_pins = sensors::Adc1Pins {
-        gpio1: Some(pins.gpio1),
-        gpio2: Some(pins.gpio2),
-        gpio3: Some(pins.gpio3),
-        gpio4: Some(pins.gpio4),
-        gpio5: Some(pins.gpio5),
-        gpio6: Some(pins.gpio6),
-        gpio7: Some(pins.gpio7),
-        gpio8: Some(pins.gpio8),
-        gpio9: Some(pins.gpio9),
-        gpio10: Some(pins.gpio10),
-    };
+    let adc1_pins = sensors::Adc1Pins::new(peripherals.pins);
     let sources = sensors::builtin(
         peripherals.temp_sensor,
         peripherals.adc1,

@@ -1,6 +1,12 @@
-//! The built-in sensor sources: the ESP32-S3's internal temperature sensor and ADC1
-//! channels (GPIO1-10), as `sensorlake::sensor::SensorSource`s. Add your own drivers
-//! (an I2C IMU, …) to the list `builtin` returns.
+//! The built-in sensor sources: the chip's internal temperature sensor and ADC1
+//! channels, as `sensorlake::sensor::SensorSource`s. Add your own drivers (an I2C IMU,
+//! …) to the list `builtin` returns.
+//!
+//! The ADC1 pin table is per chip, chosen by the cfg esp-idf-sys sets from `MCU`
+//! (`esp32s3`: GPIO1-10, `esp32c3`: GPIO0-4, `esp32c6`: GPIO0-6), and checked at
+//! compile time against `sensorlake::chips` (whose host test holds the datasheets'
+//! pins). Only the ESP32-S3 table has been compiled against esp-idf-svc; the C3 and C6
+//! tables have not (no ESP-IDF SDK where they were written).
 
 use std::sync::Arc;
 
@@ -9,9 +15,7 @@ use esp_idf_svc::hal::adc::attenuation::DB_12;
 use esp_idf_svc::hal::adc::oneshot::config::{AdcChannelConfig, Calibration};
 use esp_idf_svc::hal::adc::oneshot::{AdcChannelDriver, AdcDriver};
 use esp_idf_svc::hal::adc::{AdcChannel, ADC1, ADCU1};
-use esp_idf_svc::hal::gpio::{
-    ADCPin, Gpio1, Gpio10, Gpio2, Gpio3, Gpio4, Gpio5, Gpio6, Gpio7, Gpio8, Gpio9,
-};
+use esp_idf_svc::hal::gpio::{self, ADCPin};
 use esp_idf_svc::hal::temp_sensor::{TempSensor, TempSensorConfig, TempSensorDriver};
 use sensorlake::sensor::{BoxedSource, SensorError, SensorSource};
 use sensorlake::{Channel, ChannelType, Value};
@@ -101,19 +105,84 @@ where
     }))
 }
 
-/// The GPIOs of ADC1 on the ESP32-S3, taken from `Peripherals::pins` one by one.
-pub struct Adc1Pins {
-    pub gpio1: Option<Gpio1<'static>>,
-    pub gpio2: Option<Gpio2<'static>>,
-    pub gpio3: Option<Gpio3<'static>>,
-    pub gpio4: Option<Gpio4<'static>>,
-    pub gpio5: Option<Gpio5<'static>>,
-    pub gpio6: Option<Gpio6<'static>>,
-    pub gpio7: Option<Gpio7<'static>>,
-    pub gpio8: Option<Gpio8<'static>>,
-    pub gpio9: Option<Gpio9<'static>>,
-    pub gpio10: Option<Gpio10<'static>>,
+/// Whether two GPIO lists are equal (for the compile-time check of each table).
+const fn same_gpios(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
+
+/// The ADC1 pins of one chip: `Adc1Pins` (the GPIOs taken from `Peripherals::pins`)
+/// and `adc1_source` (the source for one provisioned GPIO), from `number => field:
+/// type` entries that must list exactly the chip's table in `sensorlake::chips`.
+macro_rules! adc1_chip {
+    ($chip:literal, $table:expr, $($gpio:literal => $field:ident: $ty:ident),+ $(,)?) => {
+        /// The chip these pins are for.
+        pub const CHIP: &str = $chip;
+
+        const _: () = assert!(
+            same_gpios(&[$($gpio),+], &$table),
+            "the ADC1 pin table differs from sensorlake::chips"
+        );
+
+        /// The GPIOs of ADC1, taken from `Peripherals::pins` one by one.
+        pub struct Adc1Pins {
+            $($field: Option<gpio::$ty<'static>>,)+
+        }
+
+        impl Adc1Pins {
+            /// Takes the ADC1 GPIOs out of the chip's pins.
+            pub fn new(pins: gpio::Pins) -> Self {
+                Self {
+                    $($field: Some(pins.$field),)+
+                }
+            }
+        }
+
+        fn adc1_source(
+            adc: &Arc<AdcDriver<'static, ADCU1>>,
+            pins: &mut Adc1Pins,
+            gpio: u8,
+        ) -> Result<BoxedSource> {
+            match gpio {
+                $($gpio => adc1_channel(adc, pins.$field.take(), gpio),)+
+                other => bail!(
+                    "GPIO {other} is not on ADC1 of the {CHIP} ({:?})",
+                    $table
+                ),
+            }
+        }
+    };
+}
+
+#[cfg(esp32s3)]
+adc1_chip!("ESP32-S3", sensorlake::chips::ESP32S3_ADC1_GPIOS,
+    1 => gpio1: Gpio1, 2 => gpio2: Gpio2, 3 => gpio3: Gpio3, 4 => gpio4: Gpio4,
+    5 => gpio5: Gpio5, 6 => gpio6: Gpio6, 7 => gpio7: Gpio7, 8 => gpio8: Gpio8,
+    9 => gpio9: Gpio9, 10 => gpio10: Gpio10);
+
+#[cfg(esp32c3)]
+adc1_chip!("ESP32-C3", sensorlake::chips::ESP32C3_ADC1_GPIOS,
+    0 => gpio0: Gpio0, 1 => gpio1: Gpio1, 2 => gpio2: Gpio2, 3 => gpio3: Gpio3,
+    4 => gpio4: Gpio4);
+
+#[cfg(esp32c6)]
+adc1_chip!("ESP32-C6", sensorlake::chips::ESP32C6_ADC1_GPIOS,
+    0 => gpio0: Gpio0, 1 => gpio1: Gpio1, 2 => gpio2: Gpio2, 3 => gpio3: Gpio3,
+    4 => gpio4: Gpio4, 5 => gpio5: Gpio5, 6 => gpio6: Gpio6);
+
+#[cfg(not(any(esp32s3, esp32c3, esp32c6)))]
+compile_error!(
+    "no ADC1 pin table for this chip: add one to src/sensors.rs (and sensorlake::chips)"
+);
 
 /// The internal temperature sensor, then one ADC1 channel per provisioned GPIO.
 pub fn builtin(
@@ -128,19 +197,7 @@ pub fn builtin(
     }
     let adc = Arc::new(AdcDriver::new(adc1)?);
     for &gpio in adc1_gpios {
-        sources.push(match gpio {
-            1 => adc1_channel(&adc, pins.gpio1.take(), gpio)?,
-            2 => adc1_channel(&adc, pins.gpio2.take(), gpio)?,
-            3 => adc1_channel(&adc, pins.gpio3.take(), gpio)?,
-            4 => adc1_channel(&adc, pins.gpio4.take(), gpio)?,
-            5 => adc1_channel(&adc, pins.gpio5.take(), gpio)?,
-            6 => adc1_channel(&adc, pins.gpio6.take(), gpio)?,
-            7 => adc1_channel(&adc, pins.gpio7.take(), gpio)?,
-            8 => adc1_channel(&adc, pins.gpio8.take(), gpio)?,
-            9 => adc1_channel(&adc, pins.gpio9.take(), gpio)?,
-            10 => adc1_channel(&adc, pins.gpio10.take(), gpio)?,
-            other => bail!("GPIO {other} is not on ADC1 of the ESP32-S3 (1-10)"),
-        });
+        sources.push(adc1_source(&adc, &mut pins, gpio)?);
     }
     Ok(sources)
 }
