@@ -356,7 +356,7 @@ fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
             .ok()
             .and_then(Decimal::parse)
             .ok_or(Misfit::Inexact)?;
-        if shortest.same_number(dec) {
+        if shortest.same_number(dec) || (shortest.len == dec.len && is_other_tie(value, dec)) {
             return Ok(value);
         }
     }
@@ -369,6 +369,47 @@ fn exact_float<F: Float>(text: &str, dec: &Decimal) -> Result<F, Misfit> {
         }
     }
     Err(Misfit::Inexact)
+}
+
+/// Whether `dec` is the other of two shortest decimals exactly as near to `value` (a
+/// tie the formatter broke the other way: `1459657240294353.25` prints as `…353.3`
+/// while `…353.2` is as near and reads back as the same float), so it is the float's
+/// number as much as the printed one. Rare, so the exact expansion may allocate.
+fn is_other_tie<F: Float>(value: F, dec: &Decimal<'_>) -> bool {
+    // The float's exact decimal value (at most 767 significant digits for f64).
+    let text = format!("{value:.1100e}");
+    let Some(exact) = Decimal::parse(&text) else {
+        return false;
+    };
+    let digits: Vec<u8> = exact.digits().collect();
+    if exact.neg != dec.neg || exact.len != dec.len + 1 || digits.last() != Some(&b'5') {
+        return false;
+    }
+    // The float is halfway between `lower` and `lower + 1` unit of its last place.
+    let unit_exp = exact.exp + 1;
+    let lower = &digits[..dec.len];
+    let mut upper = lower.to_vec();
+    let mut carry = true;
+    for d in upper.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            carry = false;
+            break;
+        }
+    }
+    if carry {
+        upper.insert(0, b'1');
+    }
+    let is = |candidate: &[u8]| {
+        let trail = candidate.iter().rev().take_while(|&&d| d == b'0').count();
+        let kept = &candidate[..candidate.len() - trail];
+        kept.len() == dec.len
+            && unit_exp + trail as i64 == dec.exp
+            && dec.digits().eq(kept.iter().copied())
+    };
+    is(lower) || is(&upper)
 }
 
 fn misfit_message(cell: &str, ty: ChannelType, misfit: Misfit) -> String {
@@ -1059,6 +1100,32 @@ mod tests {
         let e = read_rows("timestamp,a,b\n1709280000123456,1,\n", &schema).unwrap_err();
         assert_eq!((e.line, e.column), (2, Some(1)));
         assert!(e.message.contains("finer than"), "{e}");
+    }
+
+    #[test]
+    fn either_of_two_equally_near_shortest_decimals_is_exact() {
+        // 1459657240294353.25 is exactly halfway between ….2 and ….3, both 17 digits.
+        for cell in [
+            "1459657240294353.2",
+            "1459657240294353.3",
+            "-1459657240294353.2",
+        ] {
+            assert!(
+                matches!(
+                    parse_value(cell, ChannelType::F64, false),
+                    Ok(Value::F64(_))
+                ),
+                "{cell}"
+            );
+        }
+        assert_eq!(
+            parse_value("1459657240294353.2", ChannelType::F64, false),
+            Ok(Value::F64(1459657240294353.25))
+        );
+        // Not a tie: a decimal that reads back as the float but is farther than the
+        // printed one is not the float's number.
+        assert!(parse_value("1459657240294353.1", ChannelType::F64, false).is_err());
+        assert!(parse_value("16777217", ChannelType::F32, false).is_err());
     }
 
     #[test]
