@@ -12,6 +12,8 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use rusty_s3::{Bucket, S3Action, UrlStyle};
 
+use crate::addressing::Addressing;
+
 /// Default lifetime of a presigned URL.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(300);
 /// The longest lifetime S3 accepts (7 days).
@@ -27,7 +29,49 @@ pub struct S3Target {
     /// Region used in the signature (e.g. `us-east-1`).
     pub region: String,
     /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-host (`bucket.endpoint/key`).
+    /// Virtual-host falls back to path style where it cannot work (IP endpoints, and
+    /// dotted buckets over https): see [`crate::addressing`].
     pub path_style: bool,
+}
+
+impl S3Target {
+    /// The style URLs are made with and, when virtual-host was asked for but path
+    /// style is used, why ([`crate::addressing::path_style_fallback`]).
+    pub fn addressing(&self) -> Result<(Addressing, Option<&'static str>), PresignError> {
+        let endpoint = parse_endpoint(&self.endpoint)?;
+        let host = endpoint.host_str().unwrap_or_default();
+        let fallback = if self.path_style {
+            None
+        } else {
+            crate::addressing::path_style_fallback(endpoint.scheme(), host, &self.bucket)
+        };
+        let style =
+            crate::addressing::addressing(self.path_style, endpoint.scheme(), host, &self.bucket);
+        Ok((style, fallback))
+    }
+
+    /// The host name and port URLs are sent to when they are virtual-host style
+    /// (`bucket.host`, lowercase); `None` for path style.
+    pub fn virtual_host(&self) -> Result<Option<(String, u16)>, PresignError> {
+        if self.addressing()?.0 == Addressing::Path {
+            return Ok(None);
+        }
+        let endpoint = parse_endpoint(&self.endpoint)?;
+        let host = endpoint.host_str().unwrap_or_default().to_ascii_lowercase();
+        let port = endpoint.port_or_known_default().unwrap_or(80);
+        Ok(Some((format!("{}.{host}", self.bucket), port)))
+    }
+}
+
+/// An http(s) URL with a host, or [`PresignError::BadEndpoint`].
+fn parse_endpoint(endpoint: &str) -> Result<url::Url, PresignError> {
+    let url: url::Url = endpoint
+        .parse()
+        .map_err(|_| PresignError::BadEndpoint(endpoint.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(PresignError::BadEndpoint(endpoint.to_string()));
+    }
+    Ok(url)
 }
 
 /// Credentials that sign URLs. `Debug` never shows the secret or the token.
@@ -230,17 +274,10 @@ impl Signer {
         if !valid_bucket_name(&target.bucket) {
             return Err(PresignError::BadBucket(target.bucket.clone()));
         }
-        let endpoint: url::Url = target
-            .endpoint
-            .parse()
-            .map_err(|_| PresignError::BadEndpoint(target.endpoint.clone()))?;
-        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-            return Err(PresignError::BadEndpoint(target.endpoint.clone()));
-        }
-        let style = if target.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
+        let endpoint = parse_endpoint(&target.endpoint)?;
+        let style = match target.addressing()?.0 {
+            Addressing::Path => UrlStyle::Path,
+            Addressing::VirtualHost => UrlStyle::VirtualHost,
         };
         let bucket = Bucket::new(
             endpoint,
@@ -409,6 +446,73 @@ mod tests {
         assert_eq!(put.header("content-length"), Some("5"));
         assert_eq!(put.header("if-none-match"), Some("*"));
         assert_eq!(put.expires_at, at(1_700_000_300));
+    }
+
+    /// Issue 11 §3: virtual-host style with an IP endpoint used to fail ("endpoint … is
+    /// not an http:// or https:// URL"); botocore uses path style there.
+    #[test]
+    fn virtual_host_falls_back_to_path_style_for_ip_endpoints_and_dotted_buckets() {
+        let creds = Credentials::new(ACCESS, SECRET);
+        for (endpoint, bucket, want) in [
+            (
+                "http://127.0.0.1:9000",
+                "lake",
+                "http://127.0.0.1:9000/lake/k?",
+            ),
+            ("http://[::1]:9000", "lake", "http://[::1]:9000/lake/k?"),
+            (
+                "https://[2001:db8::1]",
+                "lake",
+                "https://[2001:db8::1]/lake/k?",
+            ),
+            (
+                "https://s3.eu-central-1.amazonaws.com",
+                "my.dotted.bucket",
+                "https://s3.eu-central-1.amazonaws.com/my.dotted.bucket/k?",
+            ),
+            (
+                "https://s3.eu-central-1.amazonaws.com:443",
+                "lake",
+                "https://lake.s3.eu-central-1.amazonaws.com/k?",
+            ),
+            (
+                "http://objects.example:80",
+                "lake",
+                "http://lake.objects.example/k?",
+            ),
+            (
+                "http://objects.example:443",
+                "lake",
+                "http://lake.objects.example:443/k?",
+            ),
+        ] {
+            let target = S3Target {
+                endpoint: endpoint.into(),
+                bucket: bucket.into(),
+                region: "us-east-1".into(),
+                path_style: false,
+            };
+            let signer = Signer::new(&target, &creds, DEFAULT_EXPIRY)
+                .unwrap_or_else(|e| panic!("{endpoint} {bucket}: {e}"));
+            let put = signer
+                .presign_put(&PutRequest::key_only("k"), at(1_700_000_000))
+                .unwrap();
+            assert!(
+                put.url.starts_with(want),
+                "{endpoint} {bucket}: {}",
+                put.url
+            );
+        }
+        let ip = S3Target {
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "lake".into(),
+            region: "us-east-1".into(),
+            path_style: false,
+        };
+        assert_eq!(
+            ip.addressing().unwrap(),
+            (Addressing::Path, Some("the endpoint is an IP address"))
+        );
     }
 
     #[test]
