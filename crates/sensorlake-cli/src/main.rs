@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use sensorlake::encode::{Codec, EncodeOptions, FloatEncoding, IntEncoding, Statistics};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
@@ -328,11 +329,38 @@ struct PresignArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version go through the same closed-pipe handling as any output.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            return match stdout::print(&e.render().to_string()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if stdout::is_stdout_closed(&e) => {
+                    ExitCode::from(stdout::STDOUT_CLOSED_EXIT)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Err(e) => e.exit(),
+    };
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into());
     // s3s and s3s-fs log whole request URIs (signatures, session tokens) at debug
     // level: never let RUST_LOG turn that on.
-    for directive in ["s3s=info", "s3s_fs=info"] {
+    let mut directives = vec!["s3s=info", "s3s_fs=info"];
+    if let Command::Spool(SpoolArgs {
+        action: SpoolAction::Requeue { .. },
+        ..
+    }) = &cli.command
+    {
+        // The command prints each move on stdout; the spool's own log line of the same
+        // move would say it twice.
+        directives.push("sensorlake::spool=warn");
+    }
+    for directive in directives {
         if let Ok(d) = directive.parse() {
             filter = filter.add_directive(d);
         }
@@ -342,7 +370,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(code) => code,
         // `sensorlake inspect … | head -1`: the reader has what it wanted.
         Err(e) if stdout::is_stdout_closed(&e) => ExitCode::from(stdout::STDOUT_CLOSED_EXIT),
