@@ -54,7 +54,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A duration as the shortest text [`parse_duration`] reads back as the same value
 /// (`6h`, `1h30m`, `90s`, `1500ms`).
 pub fn format_duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{d:?}");
     }
     if d.subsec_millis() != 0 {

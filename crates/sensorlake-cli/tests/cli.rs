@@ -285,6 +285,9 @@ fn run_into_closed_pipe(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().expect("the binary runs")
 }
 
+/// An environment variable: name, value.
+type Env<'a> = (&'a str, &'a str);
+
 /// A spool directory with one waiting and one quarantined file (made by the library).
 fn spool_with_a_quarantined_file(dir: &Path) -> (std::path::PathBuf, String) {
     use sensorlake::spool::{Spool, SpoolConfig};
@@ -325,7 +328,7 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         ("AWS_ACCESS_KEY_ID", ACCESS),
         ("AWS_SECRET_ACCESS_KEY", SECRET),
     ];
-    let cases: Vec<(Vec<&str>, &[(&str, &str)])> = vec![
+    let cases: Vec<(Vec<&str>, &[Env])> = vec![
         (vec!["--help"], &[]),
         (vec!["--version"], &[]),
         (vec!["inspect", "--json", parquet], &[]),
