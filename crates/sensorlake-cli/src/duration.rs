@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if rest.starts_with(['.', ',']) {
             return Err(bad("only whole numbers (write 1500ms, not 1.5s)"));
         }
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
         let unit = &rest[..unit_len];
         // A bare number is seconds, but only on its own: `1h30` is ambiguous.
         if unit.is_empty() && digits != t.len() {
