@@ -59,6 +59,12 @@ are for another key. Such cases carry ``"expect": "diverge"`` and a
 ``divergence`` note; the Rust test asserts that they still differ exactly that
 way, so a fix upstream shows up as a failing test to update, not as silence.
 sensorlake's own keys never have dot segments (``key.rs`` rejects them in prefixes).
+
+Address styles (``style-*`` cases): botocore's rule for a custom endpoint is what
+``sensorlake::addressing`` implements, with one difference left out of the fixtures:
+botocore virtual-hosts a dotted bucket on a plain-http IP endpoint
+(``http://a.b.c.127.0.0.1:9000``, even ``a.b.c.[::1]``), which names no host;
+sensorlake uses path style for every IP endpoint.
 """
 
 from __future__ import annotations
@@ -191,6 +197,39 @@ def cases() -> list[dict]:
         case("get-minio-path-space", method="GET", endpoint=MINIO, bucket="lake",
              region="us-east-1", path_style=True, key="exports/monthly report 2024.csv"),
     ]
+
+    # Address styles (issue 11 §3), virtual-host asked for each time: botocore falls back
+    # to path style for IP endpoints (v4, v6) and, over https, for bucket names with
+    # dots or shaped like an IPv4 address; over plain http a dotted bucket stays a
+    # virtual host. Default ports written out (:443, :80) are kept in botocore's URL
+    # and left out of its signed host.
+    for name, endpoint, bucket, region, path_style in [
+        ("style-ipv4-virtual", MINIO, "lake", "us-east-1", False),
+        ("style-ipv4-no-port-virtual", "http://10.0.0.5", "lake", "us-east-1", False),
+        ("style-ipv4-https-443-virtual", "https://10.0.0.5:443", "lake", "us-east-1", False),
+        ("style-ipv4-http-80-virtual", "http://127.0.0.1:80", "lake", "us-east-1", False),
+        ("style-ipv6-virtual", "http://[::1]:9000", "lake", "us-east-1", False),
+        ("style-ipv6-path", "http://[::1]:9000", "lake", "us-east-1", True),
+        ("style-ipv6-https-virtual", "https://[2001:db8::1]", "lake", "eu-west-1", False),
+        ("style-dotted-https-aws-virtual", "https://s3.eu-central-1.amazonaws.com",
+         "my.dotted.bucket", "eu-central-1", False),
+        ("style-dotted-https-custom-virtual", "https://objects.example.com",
+         "my.dotted.bucket", "eu-west-1", False),
+        ("style-dotted-http-custom-virtual", "http://objects.example.com",
+         "my.dotted.bucket", "eu-west-1", False),
+        ("style-ip-shaped-bucket-virtual", "https://objects.example.com", "1.2.3.4",
+         "eu-west-1", False),
+        ("style-https-443-virtual", "https://s3.eu-central-1.amazonaws.com:443",
+         "sensor-lake", "eu-central-1", False),
+        ("style-https-443-path", "https://s3.eu-central-1.amazonaws.com:443",
+         "sensor-lake", "eu-central-1", True),
+        ("style-http-80-virtual", "http://objects.example.com:80", "lake", "eu-west-1", False),
+        ("style-http-443-virtual", "http://objects.example.com:443", "lake", "eu-west-1",
+         False),
+        ("style-localhost-virtual", "http://localhost:9000", "lake", "us-east-1", False),
+    ]:
+        out.append(case(name, endpoint=endpoint, bucket=bucket, region=region,
+                        path_style=path_style, key=HIVE_KEY, body=BODY))
 
     # Key encoding: every key signed both ways (path + virtual, host-only + body).
     keys = {

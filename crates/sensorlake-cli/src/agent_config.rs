@@ -133,38 +133,8 @@ fn check_range<T: PartialOrd + std::fmt::Debug>(key: &str, value: T, range: (T, 
     Ok(value)
 }
 
-/// Parses `250ms`, `60s`, `15min`, `5m`, `2h`, `1h30m`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("duration {text:?}: use e.g. 250ms, 60s, 15min, 2h, 1h30m");
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut rest = t;
-    let mut total = Duration::ZERO;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" | "min" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += unit.saturating_mul(u32::try_from(n).map_err(|_| bad())?);
-    }
-    Ok(total)
-}
+/// The CLI's one duration parser ([`crate::duration`]).
+pub use crate::duration::parse_duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use sensorlake::batch::{BatchConfig, Value};
 use sensorlake::broker_client::BrokerClient;
 use sensorlake::clock::SystemClock;
@@ -53,8 +53,11 @@ pub struct DemoConfig {
     pub duration: Duration,
     /// Sensor profile.
     pub profile: Profile,
-    /// Server data directory (kept); `None` = a fresh temporary directory, kept and printed.
+    /// Server data directory (kept); `None` = a fresh temporary directory, removed at
+    /// the end unless [`DemoConfig::keep`].
     pub dir: Option<PathBuf>,
+    /// Keep the temporary data directory (and the broker's) instead of removing it.
+    pub keep: bool,
     /// Empty a non-empty `dir` first.
     pub clean: bool,
     /// Codec, encodings, statistics.
@@ -79,10 +82,12 @@ pub struct BrokerReport {
     pub refused: u64,
     /// Requests denied as a whole.
     pub denied: u64,
-    /// The broker's directory (registry and audit log), kept.
+    /// The broker's directory (registry and audit log).
     pub dir: PathBuf,
     /// The audit log.
     pub audit_log: PathBuf,
+    /// Whether [`BrokerReport::dir`] was kept (`--keep`); otherwise it was removed.
+    pub kept: bool,
 }
 
 /// What the demo did and found.
@@ -90,6 +95,9 @@ pub struct BrokerReport {
 pub struct DemoReport {
     /// The server's data directory.
     pub dir: PathBuf,
+    /// Whether [`DemoReport::dir`] is still there (`--dir` or `--keep`); a temporary
+    /// directory is otherwise removed at the end.
+    pub dir_kept: bool,
     /// Files uploaded.
     pub files: usize,
     /// Rows generated.
@@ -191,7 +199,8 @@ fn csv_line_len(ts_us: i64, values: &[Value], buf: &mut String) -> usize {
     buf.len() + 1
 }
 
-fn prepare_dir(config: &DemoConfig) -> Result<PathBuf> {
+/// The data directory, and the guard that removes it when it is a fresh temporary one.
+fn prepare_dir(config: &DemoConfig) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
     match &config.dir {
         Some(dir) => {
             let non_empty = dir.exists()
@@ -211,12 +220,14 @@ fn prepare_dir(config: &DemoConfig) -> Result<PathBuf> {
             }
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            Ok(dir.canonicalize()?)
+            Ok((dir.canonicalize()?, None))
         }
-        None => Ok(tempfile::Builder::new()
-            .prefix("sensorlake-demo-")
-            .tempdir()?
-            .keep()),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("sensorlake-demo-")
+                .tempdir()?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
     }
 }
 
@@ -340,12 +351,30 @@ fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} uploading [{bar:40}] {pos}/{len} rows ({per_sec}) {msg}",
+            "{spinner} uploading [{bar:40}] {pos}/{len} rows ({rate}) {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&rows_per_second(state.per_sec()));
+            },
+        )
         .progress_chars("=> "),
     );
     bar
+}
+
+/// A rate for people: whole rows per second (`14559 rows/s`), one decimal below 10.
+fn rows_per_second(rate: f64) -> String {
+    if !rate.is_finite() {
+        return "- rows/s".to_string();
+    }
+    if rate < 10.0 {
+        format!("{rate:.1} rows/s")
+    } else {
+        format!("{rate:.0} rows/s")
+    }
 }
 
 /// Runs the demo.
@@ -353,7 +382,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     if config.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    let dir = prepare_dir(config)?;
+    let (dir, temp_dir) = prepare_dir(config)?;
     let access_key = format!("SLDEMO{}", random_hex(14));
     let secret_key = random_hex(40);
     let server = S3Server::start(ServerConfig {
@@ -444,6 +473,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
 
     let mut report = DemoReport {
         dir: dir.clone(),
+        dir_kept: true,
         files: runs.iter().map(|r| r.files).sum(),
         rows: runs.iter().map(|r| r.expected.len()).sum(),
         bytes: runs.iter().map(|r| r.bytes).sum(),
@@ -456,10 +486,19 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         changed: 0,
         bad_objects: Vec::new(),
         duckdb_query: duckdb_query(&dir, config.layout),
-        broker: broker.map(|b| b.report(config.devices)),
+        broker: broker.map(|b| b.report(config.devices, config.keep)),
     };
     verify(&signer, &template, runs, &mut report)?;
     drop(server);
+    if let Some(temp) = temp_dir {
+        if config.keep {
+            let _ = temp.keep();
+        } else {
+            temp.close()
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+            report.dir_kept = false;
+        }
+    }
     Ok(report)
 }
 
@@ -467,7 +506,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
 struct DemoBroker {
     broker: Broker,
     registry: Registry,
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl DemoBroker {
@@ -479,12 +518,11 @@ impl DemoBroker {
     ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sensorlake-broker-")
-            .tempdir()?
-            .keep();
-        let registry = Registry::new(dir.join("devices.json"));
+            .tempdir()?;
+        let registry = Registry::new(dir.path().join("devices.json"));
         let mut broker = BrokerConfig::new(
             registry.path(),
-            dir.join("audit.jsonl"),
+            dir.path().join("audit.jsonl"),
             target.clone(),
             Credentials::new(access_key, secret_key),
         );
@@ -505,17 +543,29 @@ impl DemoBroker {
         Ok(BrokerClient::new(&self.broker.url(), &token)?)
     }
 
-    fn report(self, devices: usize) -> BrokerReport {
+    /// Stops the broker; its directory is kept with `keep`, else removed.
+    fn report(self, devices: usize, keep: bool) -> BrokerReport {
         let stats = self.broker.stats();
         let audit_log = self.broker.audit_log().to_path_buf();
         self.broker.shutdown();
+        let dir = self.dir.path().to_path_buf();
+        let kept = if keep {
+            let _ = self.dir.keep();
+            true
+        } else {
+            if let Err(e) = self.dir.close() {
+                tracing::warn!("cannot remove the broker directory {}: {e}", dir.display());
+            }
+            false
+        };
         BrokerReport {
             devices,
             issued: stats.issued,
             refused: stats.refused,
             denied: stats.denied,
-            dir: self.dir,
+            dir,
             audit_log,
+            kept,
         }
     }
 }
@@ -636,20 +686,20 @@ pub fn render_summary(config: &DemoConfig, report: &DemoReport) -> String {
         out,
         "sensorlake demo: {} device(s) x {} of simulated {} data ({} layout, {} codec)",
         config.devices,
-        humantime_duration(config.duration),
+        crate::duration::format_duration(config.duration),
         config.profile.name(),
         config.layout.name(),
         config.options.codec.name()
     );
     let _ = writeln!(
         out,
-        "  uploaded  {} files, {} rows, {} bytes = {:.1} bytes/row, in {:.2} s ({:.0} rows/s, {:.1} files/s)",
+        "  uploaded  {} files, {} rows, {} bytes = {:.1} bytes/row, in {:.2} s ({}, {:.1} files/s)",
         report.files,
         report.rows,
         report.bytes,
         report.bytes as f64 / rows,
         secs,
-        report.rows as f64 / secs,
+        rows_per_second(report.rows as f64 / secs),
         report.files as f64 / secs
     );
     let _ = writeln!(
@@ -681,72 +731,31 @@ pub fn render_summary(config: &DemoConfig, report: &DemoReport) -> String {
             broker.devices,
             broker.refused,
             broker.denied,
-            broker.audit_log.display()
+            if broker.kept {
+                broker.audit_log.display().to_string()
+            } else {
+                "removed with its directory (--keep keeps it)".to_string()
+            }
         );
     }
     for bad in &report.bad_objects {
         let _ = writeln!(out, "  bad object: {bad}");
     }
-    let _ = writeln!(
-        out,
-        "  data      {} (objects at <dir>/{BUCKET}/<key>)",
-        report.dir.display()
-    );
-    let _ = writeln!(out, "query it with DuckDB:\n  {}", report.duckdb_query);
-    out
-}
-
-fn humantime_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (h, 0, 0) if h > 0 => format!("{h}h"),
-        (0, m, 0) if m > 0 => format!("{m}min"),
-        (0, 0, s) => format!("{s}s"),
-        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
-    }
-}
-
-/// Parses `6h`, `90min`, `30m`, `45s`, `1h30m` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("duration {text:?}: use e.g. 6h, 90min, 30s, 1h30m");
-    let mut total = 0u64;
-    let mut number = String::new();
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = rest.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    while !rest.is_empty() {
-        number.clear();
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        number.push_str(&rest[..digits]);
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let factor = match &rest[..unit_len] {
-            "h" => 3600,
-            "m" | "min" => 60,
-            "s" => 1,
-            "ms" => {
-                rest = &rest[unit_len..];
-                total = total.saturating_add(number.parse::<u64>().map_err(|_| bad())? / 1000);
-                continue;
-            }
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total = total.saturating_add(
-            number
-                .parse::<u64>()
-                .map_err(|_| bad())?
-                .saturating_mul(factor),
+    if report.dir_kept {
+        let _ = writeln!(
+            out,
+            "  data      {} (objects at <dir>/{BUCKET}/<key>)",
+            report.dir.display()
+        );
+        let _ = writeln!(out, "query it with DuckDB:\n  {}", report.duckdb_query);
+    } else {
+        let _ = writeln!(
+            out,
+            "  data      removed {} (--keep or --dir DIR keeps the files)",
+            report.dir.display()
         );
     }
-    Ok(Duration::from_secs(total))
+    out
 }
 
 #[cfg(test)]
@@ -759,15 +768,5 @@ mod tests {
         let a = [(1, 10), (1, 10), (2, 21), (4, 40), (5, 50)];
         assert_eq!(compare(&e, &a), (1, 2, 1));
         assert_eq!(compare(&e, &e), (0, 0, 0));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21600)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90min"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

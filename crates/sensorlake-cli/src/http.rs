@@ -118,7 +118,11 @@ pub enum HttpErrorCategory {
 
 /// The error of [`HostConnection`]: a category, an [`embedded_io`-style
 /// kind](ErrorKind), and a message naming what failed and where.
-#[derive(Debug, Clone)]
+///
+/// `Debug` prints the message as a sentence, like `Display`: the library's generic
+/// upload code (`sensorlake::upload`, the broker and STS clients) can format a
+/// connection's error only through `Debug`, and that text reaches the agent's log.
+#[derive(Clone)]
 pub struct HttpError {
     category: HttpErrorCategory,
     kind: ErrorKind,
@@ -191,6 +195,12 @@ impl HttpError {
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl fmt::Debug for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

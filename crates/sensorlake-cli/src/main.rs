@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use sensorlake::encode::{Codec, EncodeOptions, FloatEncoding, IntEncoding, Statistics};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
@@ -14,6 +15,7 @@ use sensorlake_cli::demo::DemoConfig;
 use sensorlake_cli::encode_csv::{self, EncodeJob, Output, SchemaPreset};
 use sensorlake_cli::inspect;
 use sensorlake_cli::s3server::{ServerConfig, serve_until_signal};
+use sensorlake_cli::stdout;
 
 /// Sensor readings to query-ready Parquet in an S3 data lake.
 #[derive(Debug, Parser)]
@@ -51,7 +53,10 @@ enum Command {
     /// ESP-IDF's NVS partition generator, for the ESP32-S3 firmware.
     Provision(sensorlake_cli::provision::ProvisionArgs),
     /// The host agent: read a source, batch, encode, spool durably and upload, until
-    /// SIGINT/SIGTERM (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+    /// SIGINT/SIGTERM. Upload URLs come from the config's [credentials]: `keys` signs them
+    /// with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else a
+    /// profile (AWS_PROFILE, default "default") of ~/.aws/credentials or ~/.aws/config;
+    /// `broker` asks a presign broker with this device's token.
     Run(RunArgs),
     /// Look into a spool directory, or requeue quarantined files.
     Spool(SpoolArgs),
@@ -87,18 +92,23 @@ struct SpoolArgs {
     /// The agent's configuration file, for its spool directory.
     #[arg(long, global = true, default_value = "sensorlake.toml")]
     config: PathBuf,
-    /// Print JSON instead of text (list, stats).
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum SpoolAction {
     /// The files waiting for upload (name, size, rows, object key) and the quarantined
     /// files with their reasons. Read-only: safe while the agent runs.
-    List,
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts and sizes. Read-only.
-    Stats,
+    Stats {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move quarantined files back into the queue (all, or the ones named). The agent
     /// must be stopped.
     Requeue {
@@ -202,16 +212,22 @@ struct DemoArgs {
     /// Number of simulated devices.
     #[arg(long, default_value_t = 3)]
     devices: usize,
-    /// Simulated time per device (e.g. 6h, 90min, 30s); runs much faster than real time.
-    #[arg(long, default_value = "6h", value_parser = sensorlake_cli::demo::parse_duration)]
+    /// Simulated time per device (e.g. 6h, 90min, 30s, 1500ms; a bare number is seconds);
+    /// runs much faster than real time.
+    #[arg(long, default_value = "6h", value_parser = sensorlake_cli::duration::parse_duration)]
     duration: Duration,
-    /// enviro (environmental station every 5 s) or imu (14 channels at 64 Hz).
+    /// enviro (environmental station every 5 s), imu (14 float channels at 64 Hz) or
+    /// imu-raw (the same 14 channels as i16 raw counts with scales).
     #[arg(long, default_value = "enviro", value_parser = parse_profile)]
     profile: Profile,
     /// The server's data directory (objects at DIR/<bucket>/<key>), kept after the run.
-    /// Without it a fresh directory is created and printed.
+    /// Without it a fresh temporary directory is used and removed at the end (see --keep).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the temporary data directory (and, with --broker, the broker's registry and
+    /// audit log) and print where it is, with a DuckDB query over it.
+    #[arg(long)]
+    keep: bool,
     /// Empty a non-empty --dir first.
     #[arg(long)]
     clean: bool,
@@ -304,7 +320,9 @@ struct PresignArgs {
     /// URL lifetime in seconds (1..=604800).
     #[arg(long, default_value_t = 300)]
     expires: u64,
-    /// Path-style URLs (endpoint/bucket/key) instead of virtual-host.
+    /// Path-style URLs (endpoint/bucket/key) instead of virtual-host (bucket.endpoint/key).
+    /// Virtual-host falls back to path style for IP endpoints and, over https, for
+    /// bucket names with dots, as the AWS SDKs do.
     #[arg(long)]
     path_style: bool,
     /// Sign as of this time (RFC 3339), to reproduce a device's URL.
@@ -316,11 +334,38 @@ struct PresignArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version go through the same closed-pipe handling as any output.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            return match stdout::print(&e.render().to_string()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if stdout::is_stdout_closed(&e) => {
+                    ExitCode::from(stdout::STDOUT_CLOSED_EXIT)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Err(e) => e.exit(),
+    };
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into());
     // s3s and s3s-fs log whole request URIs (signatures, session tokens) at debug
     // level: never let RUST_LOG turn that on.
-    for directive in ["s3s=info", "s3s_fs=info"] {
+    let mut directives = vec!["s3s=info", "s3s_fs=info"];
+    if let Command::Spool(SpoolArgs {
+        action: SpoolAction::Requeue { .. },
+        ..
+    }) = &cli.command
+    {
+        // The command prints each move on stdout; the spool's own log line of the same
+        // move would say it twice.
+        directives.push("sensorlake::spool=warn");
+    }
+    for directive in directives {
         if let Ok(d) = directive.parse() {
             filter = filter.add_directive(d);
         }
@@ -330,8 +375,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(code) => code,
+        // `sensorlake inspect … | head -1`: the reader has what it wanted.
+        Err(e) if stdout::is_stdout_closed(&e) => ExitCode::from(stdout::STDOUT_CLOSED_EXIT),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -343,18 +390,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo(args),
         Command::Serve(args) => {
-            std::fs::create_dir_all(&args.dir)
-                .with_context(|| format!("cannot create {}", args.dir.display()))?;
             let mut config = ServerConfig::new(&args.dir, args.access_key, args.secret_key);
             config.addr = args.addr;
             config.create_buckets = args.create_buckets;
             config.region = args.region;
-            eprintln!(
-                "serving {} at http://{} (SigV4 auth on; Ctrl-C stops)",
-                args.dir.display(),
-                args.addr
-            );
-            serve_until_signal(config)?;
+            // Binds first: a busy port fails before anything is created or announced.
+            serve_until_signal(config, |addr| {
+                eprintln!(
+                    "serving {} at http://{addr} (SigV4 auth on; Ctrl-C stops)",
+                    args.dir.display()
+                );
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Encode(args) => encode(args),
@@ -364,10 +410,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 reports.push(inspect::inspect(file)?);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
+                stdout::println(&serde_json::to_string_pretty(&reports)?)?;
             } else {
                 for report in &reports {
-                    print!("{}", inspect::render_text(report));
+                    stdout::print(&inspect::render_text(report))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -379,6 +425,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(args) => {
             let config = sensorlake_cli::agent_config::AgentConfig::load(&args.config)?;
+            if matches!(
+                config.credentials,
+                sensorlake_cli::agent_config::CredentialsConfig::Keys { .. }
+            ) {
+                sensorlake_cli::endpoint::check_target(&config.target, "[s3]")?;
+            }
             let options = sensorlake_cli::agent::RunOptions {
                 until_drained: args.until_drained,
             };
@@ -406,21 +458,23 @@ fn spool(args: SpoolArgs) -> Result<ExitCode> {
         None => sensorlake_cli::agent_config::AgentConfig::load(&args.config)?.spool_dir,
     };
     match args.action {
-        SpoolAction::List | SpoolAction::Stats => {
+        SpoolAction::List { json } | SpoolAction::Stats { json } => {
             let listing = spool_cmd::list(&dir)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
-            } else if matches!(args.action, SpoolAction::List) {
-                print!("{}", spool_cmd::render_list(&listing));
+            if json {
+                stdout::println(&serde_json::to_string_pretty(&listing)?)?;
+            } else if matches!(args.action, SpoolAction::List { .. }) {
+                stdout::print(&spool_cmd::render_list(&listing))?;
             } else {
-                print!("{}", spool_cmd::render_stats(&listing));
+                stdout::print(&spool_cmd::render_stats(&listing))?;
             }
         }
         SpoolAction::Requeue { names } => {
             let moved = spool_cmd::requeue(&dir, &names)?;
+            let mut lines = String::new();
             for (from, to) in &moved {
-                println!("requeued quarantine/{from} as ready/{to}");
+                lines += &format!("requeued quarantine/{from} as ready/{to}\n");
             }
+            stdout::print(&lines)?;
             eprintln!("{} file(s) requeued", moved.len());
         }
     }
@@ -459,7 +513,7 @@ fn ddl(args: DdlArgs) -> Result<ExitCode> {
     } else {
         sensorlake_cli::ddl::Engine::Athena
     };
-    print!("{}", sensorlake_cli::ddl::render(&config, engine)?);
+    stdout::print(&sensorlake_cli::ddl::render(&config, engine)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -475,10 +529,11 @@ fn bench(args: &[String]) -> Result<ExitCode> {
         .args(args)
         .status()
         .with_context(|| format!("cannot run {}", exe.display()))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    // Its own exit status, e.g. 141 when its output was cut off.
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
     })
 }
 
@@ -488,6 +543,7 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
         duration: args.duration,
         profile: args.profile,
         dir: args.dir,
+        keep: args.keep,
         clean: args.clean,
         options: args.encoding.options(),
         layout: args.layout,
@@ -495,7 +551,7 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
         broker: args.broker,
     };
     let report = sensorlake_cli::demo::run(&config)?;
-    print!("{}", sensorlake_cli::demo::render_summary(&config, &report));
+    stdout::print(&sensorlake_cli::demo::render_summary(&config, &report))?;
     Ok(if report.verified() {
         ExitCode::SUCCESS
     } else {
@@ -530,14 +586,16 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
     let written = encode_csv::run(&job)?;
     let rows: usize = written.iter().map(|f| f.rows).sum();
     let bytes: usize = written.iter().map(|f| f.bytes).sum();
+    let mut lines = String::new();
     for file in &written {
-        println!(
-            "{}\t{} rows\t{} bytes",
+        lines += &format!(
+            "{}\t{} rows\t{} bytes\n",
             file.path.display(),
             file.rows,
             file.bytes
         );
     }
+    stdout::print(&lines)?;
     eprintln!(
         "{} file(s), {rows} rows, {bytes} bytes, {:.2} bytes/row",
         written.len(),
@@ -574,7 +632,7 @@ fn presign(args: PresignArgs) -> Result<ExitCode> {
         None => PutRequest::key_only(&args.key),
     };
     let put = signer.presign_put(&request, at)?;
-    println!("{}", put.url);
+    stdout::println(&put.url)?;
     if !put.headers.is_empty() {
         eprintln!("send these headers with the PUT (they are signed):");
         for (name, value) in &put.headers {

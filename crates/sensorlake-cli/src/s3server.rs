@@ -296,8 +296,9 @@ impl S3Access for AccessPolicy {
     }
 }
 
-/// Validates the configuration, prepares the directory and buckets, builds
-/// the S3 service and binds the listener.
+/// Validates the configuration, binds the listener, then prepares the directory and
+/// buckets and builds the S3 service: an address in use fails before anything is
+/// created.
 fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpListener)> {
     if config.access_key.is_empty() || config.secret_key.is_empty() {
         bail!("the S3 server needs a non-empty access key and secret key");
@@ -311,6 +312,7 @@ fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpLis
     for bucket in &config.create_buckets {
         validate_bucket_name(bucket)?;
     }
+    let listener = bind(config.addr)?;
     std::fs::create_dir_all(&config.dir)
         .with_context(|| format!("create the S3 data directory {}", config.dir.display()))?;
     for bucket in &config.create_buckets {
@@ -345,13 +347,25 @@ fn prepare(config: &ServerConfig) -> anyhow::Result<(S3Service, std::net::TcpLis
         region: config.region.clone(),
     });
     let service = builder.build();
+    Ok((service, listener))
+}
 
-    let listener = std::net::TcpListener::bind(config.addr)
-        .with_context(|| format!("listen on {}", config.addr))?;
+/// A non-blocking listener on `addr`, or an error naming the address (and, when it is
+/// taken, saying so).
+pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow!(
+                "cannot listen on {addr}: the address is already in use (another server? choose another with --addr)"
+            )
+        } else {
+            anyhow!("cannot listen on {addr}: {e}")
+        }
+    })?;
     listener
         .set_nonblocking(true)
         .context("make the listener non-blocking")?;
-    Ok((service, listener))
+    Ok(listener)
 }
 
 /// Whether `req` is a PUT carrying a write condition, which must not interleave with
@@ -494,21 +508,25 @@ impl S3Server {
 
 /// Blocking: serve until Ctrl-C / SIGTERM (for `sensorlake serve`).
 ///
-/// Logs the endpoint with `tracing` at info level once listening; in-flight
-/// requests get up to 5 s to finish after the signal.
+/// Calls `on_listening` with the bound address once the listener is bound and the
+/// directory prepared (never before: a busy port fails first, with nothing created or
+/// announced); in-flight requests get up to 5 s to finish after the signal.
 ///
 /// # Errors
 ///
 /// The same configuration errors as [`S3Server::start`], or a failure to
 /// install the signal handlers.
-pub fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
+pub fn serve_until_signal(
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let (service, listener) = prepare(&config)?;
     let addr = listener
         .local_addr()
         .context("read the listening address")?;
     let limits = Limits::of(&config);
     run_until_signal("sensorlake-s3", listener, |listener, stop| async move {
-        tracing::info!(dir = %config.dir.display(), "S3 server listening on http://{addr} (Ctrl-C to stop)");
+        on_listening(addr);
         serve(service, listener, limits, stop).await;
         tracing::info!("S3 server stopped");
     })

@@ -298,6 +298,7 @@ fn demo_with_broker_devices_hold_only_tokens() {
     let out = run(&[
         "demo",
         "--broker",
+        "--keep", // the broker's audit log, read below
         "--devices",
         "2",
         "--duration",

@@ -561,3 +561,419 @@ fn encode_refuses_batches_that_would_share_a_key() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(parquet_files(&out_dir).len(), 1);
 }
+
+const ACCESS: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// Runs the binary with its stdout a pipe whose reader is already gone, as after
+/// `| head -1` has read its line.
+fn run_into_closed_pipe(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// An environment variable: name, value.
+type Env<'a> = (&'a str, &'a str);
+
+/// A spool directory with one waiting and one quarantined file (made by the library).
+fn spool_with_a_quarantined_file(dir: &Path) -> (std::path::PathBuf, String) {
+    use sensorlake::spool::{Spool, SpoolConfig};
+    use sensorlake::storage::StdStorage;
+    let spool_dir = dir.join("spool");
+    let mut spool = Spool::open(StdStorage::new(&spool_dir), SpoolConfig::default()).unwrap();
+    let bad = spool.push(b"not a parquet file", Some(3)).unwrap();
+    spool
+        .quarantine(&bad, "test: refused by the server")
+        .unwrap();
+    spool.push(b"another", Some(5)).unwrap();
+    (spool_dir, bad.name)
+}
+
+/// Issue 10 §5: `inspect --json … | head -1` panicked with "failed printing to stdout:
+/// Broken pipe". Every command that prints now ends quietly with status 141 (128 +
+/// SIGPIPE, what a shell reports for a Unix tool stopped by a closed pipe).
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("m.parquet");
+    let out = run(&[
+        "encode",
+        "--input",
+        DATA,
+        "--output",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let parquet = parquet.to_str().unwrap();
+    let (spool, _) = spool_with_a_quarantined_file(dir.path());
+    let spool = spool.to_str().unwrap();
+    let registry = dir.path().join("devices.json");
+    let registry = registry.to_str().unwrap();
+    let encoded = dir.path().join("encoded");
+    let encoded = encoded.to_str().unwrap();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", ACCESS),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let cases: Vec<(Vec<&str>, &[Env])> = vec![
+        (vec!["--help"], &[]),
+        (vec!["--version"], &[]),
+        (vec!["inspect", "--json", parquet], &[]),
+        (vec!["inspect", parquet], &[]),
+        (vec!["ddl", "--bucket", "lake", "--prefix", "raw"], &[]),
+        (vec!["ddl", "--bucket", "lake", "--duckdb"], &[]),
+        (
+            vec![
+                "presign",
+                "--endpoint",
+                "http://127.0.0.1:9000",
+                "--bucket",
+                "lake",
+                "--key",
+                "k",
+            ],
+            &keys,
+        ),
+        (
+            vec![
+                "encode",
+                "--input",
+                DATA,
+                "--output-dir",
+                encoded,
+                "--rows-per-file",
+                "1000",
+            ],
+            &[],
+        ),
+        (vec!["spool", "list", "--dir", spool], &[]),
+        (vec!["spool", "list", "--dir", spool, "--json"], &[]),
+        (vec!["spool", "stats", "--dir", spool], &[]),
+        (vec!["spool", "stats", "--dir", spool, "--json"], &[]),
+        (
+            vec![
+                "broker",
+                "add-device",
+                "--registry",
+                registry,
+                "--device-id",
+                "gw-1",
+            ],
+            &[],
+        ),
+        (vec!["broker", "list-devices", "--registry", registry], &[]),
+        (
+            vec!["broker", "list-devices", "--registry", registry, "--json"],
+            &[],
+        ),
+        (vec!["demo", "--devices", "1", "--duration", "10min"], &[]),
+        (
+            vec!["bench", "encode-one", "--dataset", "enviro", "--files", "1"],
+            &[],
+        ),
+        // Last: it empties the quarantine.
+        (vec!["spool", "requeue", "--dir", spool], &[]),
+    ];
+    for (args, envs) in cases {
+        let out = run_into_closed_pipe(&args, envs);
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?} panicked on a closed stdout:\n{err}"
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "{args:?} on a closed stdout:\n{err}"
+        );
+    }
+}
+
+/// Issue 10 §6: `spool requeue` printed each file twice (its line on stdout and the
+/// spool's log line on stderr).
+#[test]
+fn spool_requeue_names_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, name) = spool_with_a_quarantined_file(dir.path());
+    let out = run(&["spool", "requeue", "--dir", spool.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(all.matches(name.as_str()).count(), 1, "{all}");
+    assert!(
+        text(&out.stdout).starts_with(&format!("requeued quarantine/{name} as ready/")),
+        "{all}"
+    );
+    assert!(text(&out.stderr).contains("1 file(s) requeued"), "{all}");
+}
+
+/// Issue 10 §6: help texts that contradicted the README.
+#[test]
+fn help_texts_say_what_the_commands_do() {
+    let help = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let run_help = help(&["run", "--help"]);
+    for needle in [
+        "[credentials]",
+        "~/.aws/credentials",
+        "AWS_PROFILE",
+        "broker",
+    ] {
+        assert!(
+            run_help.contains(needle),
+            "run --help lacks {needle}:\n{run_help}"
+        );
+    }
+    let demo_help = help(&["demo", "--help"]);
+    assert!(demo_help.contains("imu-raw"), "{demo_help}");
+    assert!(demo_help.contains("--keep"), "{demo_help}");
+    let requeue_help = help(&["spool", "requeue", "--help"]);
+    assert!(!requeue_help.contains("--json"), "{requeue_help}");
+    for action in ["list", "stats"] {
+        let h = help(&["spool", action, "--help"]);
+        assert!(h.contains("--json"), "spool {action} --help:\n{h}");
+    }
+    let refused = run(&["spool", "requeue", "--json", "--dir", "x"]);
+    assert!(!refused.status.success());
+}
+
+/// Issue 10 §6: the demo's duration parser read `1500ms` as 1 s and `250ms` as 0; the
+/// whole CLI now has the agent's parser, which also refuses negatives and overflow.
+#[test]
+fn demo_durations_are_read_exactly_and_bad_ones_refused() {
+    // 1.5 s of a 64 Hz IMU: 96 rows (1 s would be 64).
+    let out = run(&[
+        "demo",
+        "--devices",
+        "1",
+        "--profile",
+        "imu",
+        "--duration",
+        "1500ms",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("1 device(s) x 1500ms"), "{stdout}");
+    assert!(stdout.contains("96 of 96 rows read back"), "{stdout}");
+    for (bad, why) in [
+        ("-5s", "negative"),
+        ("99999999999999999999s", "too large"),
+        ("1.5s", "whole numbers"),
+    ] {
+        let out = run(&["demo", &format!("--duration={bad}")]);
+        assert!(!out.status.success(), "--duration {bad} was accepted");
+        let err = text(&out.stderr);
+        assert!(err.contains(why) && err.contains(bad), "{bad}: {err}");
+    }
+    let out = run(&["broker", "serve", "--url-expiry=-1s"]);
+    assert!(
+        text(&out.stderr).contains("negative"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Issue 10 §6: every demo without --dir left a directory in the temp dir.
+#[test]
+fn the_demo_removes_its_temporary_directories_unless_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = |extra: &[&str]| {
+        let mut args = vec!["demo", "--devices", "1", "--duration", "10min"];
+        args.extend_from_slice(extra);
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let left = || -> Vec<String> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let stdout = demo(&["--broker"]);
+    assert!(stdout.contains("data      removed "), "{stdout}");
+    assert!(!stdout.contains("read_parquet("), "{stdout}");
+    assert!(stdout.contains("audit log removed"), "{stdout}");
+    assert!(left().is_empty(), "left behind: {:?}", left());
+
+    let stdout = demo(&["--broker", "--keep"]);
+    let kept = left();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let data = kept
+        .iter()
+        .find(|n| n.starts_with("sensorlake-demo-"))
+        .unwrap();
+    assert!(
+        kept.iter().any(|n| n.starts_with("sensorlake-broker-")),
+        "{kept:?}"
+    );
+    let data = tmp.path().join(data);
+    assert!(
+        stdout.contains(&format!("data      {}", data.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("read_parquet("), "{stdout}");
+    assert!(!parquet_files(&data.join("lake/raw")).is_empty());
+}
+
+/// Issue 10 §6: `serve` announced itself and created its directory before failing on
+/// a busy port.
+#[test]
+fn serve_on_a_busy_port_fails_first_naming_the_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("s3data");
+    let out = Command::new(BIN)
+        .args(["serve", "--dir", data.to_str().unwrap(), "--addr", &addr])
+        .args(["--create-bucket", "lake"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("already in use"),
+        "{err}"
+    );
+    assert!(!err.contains("serving") && !err.contains("Ctrl-C"), "{err}");
+    assert!(!data.exists(), "the directory was created");
+}
+
+/// Issue 11 §3: `presign` with an IP endpoint and virtual-host style failed ("endpoint
+/// … is not an http:// or https:// URL"); it now makes a path-style URL, as botocore.
+#[test]
+fn presign_with_an_ip_endpoint_uses_path_style() {
+    for (endpoint, want) in [
+        (
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9000/lake/raw/x.parquet?",
+        ),
+        ("http://[::1]:9000", "http://[::1]:9000/lake/raw/x.parquet?"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["presign", "--endpoint", endpoint, "--bucket", "lake"])
+            .args(["--key", "raw/x.parquet"])
+            .env("AWS_ACCESS_KEY_ID", ACCESS)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with(want), "{}", text(&out.stdout));
+    }
+}
+
+fn agent_config(dir: &Path, endpoint: &str, path_style: bool) -> std::path::PathBuf {
+    let path = dir.join("sensorlake.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "device_id = \"gw-1\"\n[source]\nkind = \"simulate\"\nrows = 20\nrate_hz = 0\n[s3]\nendpoint = \"{endpoint}\"\nbucket = \"lake\"\npath_style = {path_style}\n[upload]\nbackoff_max = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Issue 10 §6: `localhost` with virtual-host style retried forever at WARN (`resolve
+/// lake.localhost:9000 failed`); it now fails at once naming `[s3] path_style`.
+#[test]
+fn virtual_host_style_on_localhost_fails_once_naming_path_style() {
+    use std::net::ToSocketAddrs as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), "http://localhost:9", false);
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--until-drained",
+        ])
+        .env("AWS_ACCESS_KEY_ID", ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    if ("lake.localhost", 9).to_socket_addrs().is_ok() {
+        // This machine resolves *.localhost (systemd-resolved, nss-myhostname): the
+        // virtual host is reachable, so start-up must not refuse it.
+        assert!(!err.contains("path_style = true"), "{err}");
+        return;
+    }
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("lake.localhost:9") && err.contains("[s3] path_style = true"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("WARN"),
+        "it failed once, without retries: {err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// Issue 10 §6: transport errors were logged as Rust Debug structs
+/// (`HttpError { category: Connect, … }`).
+#[test]
+fn transport_errors_are_logged_as_sentences() {
+    use std::io::BufRead as _;
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &format!("http://127.0.0.1:{port}"), true);
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line_found = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("upload failed") {
+            line_found = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line_found.expect("an upload failure is logged");
+    assert!(
+        line.contains(&format!(
+            "HTTP transport error: connect to 127.0.0.1:{port}"
+        )),
+        "{line}"
+    );
+    assert!(
+        !line.contains("HttpError") && !line.contains("category"),
+        "{line}"
+    );
+}

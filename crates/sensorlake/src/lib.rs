@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addressing;
 pub mod backoff;
 pub mod batch;
 pub mod broker_api;

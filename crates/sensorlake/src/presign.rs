@@ -16,6 +16,8 @@ use rusty_s3::{Bucket, UrlStyle};
 
 use crate::sigv4::{self, Endpoint};
 
+use crate::addressing::Addressing;
+
 /// Default lifetime of a presigned URL.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(300);
 /// The longest lifetime S3 accepts (7 days).
@@ -31,7 +33,51 @@ pub struct S3Target {
     /// Region used in the signature (e.g. `us-east-1`).
     pub region: String,
     /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-host (`bucket.endpoint/key`).
+    /// Virtual-host falls back to path style where it cannot work (IP endpoints, and
+    /// dotted buckets over https): see [`crate::addressing`].
     pub path_style: bool,
+}
+
+impl S3Target {
+    /// The style URLs are made with and, when virtual-host was asked for but path
+    /// style is used, why ([`crate::addressing::path_style_fallback`]).
+    pub fn addressing(&self) -> Result<(Addressing, Option<&'static str>), PresignError> {
+        let endpoint = parse_endpoint(&self.endpoint)?;
+        let host = &endpoint.host;
+        let fallback = if self.path_style {
+            None
+        } else {
+            crate::addressing::path_style_fallback(endpoint.scheme(), host, &self.bucket)
+        };
+        let style =
+            crate::addressing::addressing(self.path_style, endpoint.scheme(), host, &self.bucket);
+        Ok((style, fallback))
+    }
+
+    /// The host name and port URLs are sent to when they are virtual-host style
+    /// (`bucket.host`, lowercase); `None` for path style.
+    pub fn virtual_host(&self) -> Result<Option<(String, u16)>, PresignError> {
+        if self.addressing()?.0 == Addressing::Path {
+            return Ok(None);
+        }
+        let endpoint = parse_endpoint(&self.endpoint)?;
+        let port = endpoint
+            .port
+            .unwrap_or(if endpoint.secure { 443 } else { 80 });
+        Ok(Some((format!("{}.{}", self.bucket, endpoint.host), port)))
+    }
+}
+
+/// An http(s) URL with a host, or [`PresignError::BadEndpoint`] (another scheme) or
+/// [`PresignError::UnsupportedEndpoint`] (what the device parser does not take).
+fn parse_endpoint(endpoint: &str) -> Result<Endpoint, PresignError> {
+    let scheme_ok = ["http://", "https://"]
+        .iter()
+        .any(|s| endpoint.len() > s.len() && endpoint[..s.len()].eq_ignore_ascii_case(s));
+    if !scheme_ok {
+        return Err(PresignError::BadEndpoint(endpoint.to_string()));
+    }
+    Endpoint::parse(endpoint).map_err(PresignError::UnsupportedEndpoint)
 }
 
 /// Credentials that sign URLs. `Debug` never shows the secret or the token.
@@ -233,8 +279,9 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// A signer whose URLs live for `expiry`. IP endpoints and buckets with a `.` use
-    /// path-style URLs whatever `target.path_style` says ([`sigv4::uses_path_style`]).
+    /// A signer whose URLs live for `expiry`. Virtual-host style falls back to path style
+    /// where it cannot work (IP endpoints, dotted buckets over https:
+    /// [`S3Target::addressing`]).
     pub fn new(
         target: &S3Target,
         credentials: &Credentials,
@@ -246,15 +293,8 @@ impl Signer {
         if !valid_bucket_name(&target.bucket) {
             return Err(PresignError::BadBucket(target.bucket.clone()));
         }
-        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-            target.endpoint.len() > s.len() && target.endpoint[..s.len()].eq_ignore_ascii_case(s)
-        });
-        if !scheme_ok {
-            return Err(PresignError::BadEndpoint(target.endpoint.clone()));
-        }
-        let endpoint =
-            Endpoint::parse(&target.endpoint).map_err(PresignError::UnsupportedEndpoint)?;
-        let path_style = sigv4::uses_path_style(&endpoint, &target.bucket, target.path_style);
+        let endpoint = parse_endpoint(&target.endpoint)?;
+        let path_style = target.addressing()?.0 == Addressing::Path;
         #[cfg(feature = "host")]
         let bucket = {
             let url: url::Url = target
@@ -456,6 +496,73 @@ mod tests {
         assert_eq!(put.header("content-length"), Some("5"));
         assert_eq!(put.header("if-none-match"), Some("*"));
         assert_eq!(put.expires_at, at(1_700_000_300));
+    }
+
+    /// Issue 11 §3: virtual-host style with an IP endpoint used to fail ("endpoint … is
+    /// not an http:// or https:// URL"); botocore uses path style there.
+    #[test]
+    fn virtual_host_falls_back_to_path_style_for_ip_endpoints_and_dotted_buckets() {
+        let creds = Credentials::new(ACCESS, SECRET);
+        for (endpoint, bucket, want) in [
+            (
+                "http://127.0.0.1:9000",
+                "lake",
+                "http://127.0.0.1:9000/lake/k?",
+            ),
+            ("http://[::1]:9000", "lake", "http://[::1]:9000/lake/k?"),
+            (
+                "https://[2001:db8::1]",
+                "lake",
+                "https://[2001:db8::1]/lake/k?",
+            ),
+            (
+                "https://s3.eu-central-1.amazonaws.com",
+                "my.dotted.bucket",
+                "https://s3.eu-central-1.amazonaws.com/my.dotted.bucket/k?",
+            ),
+            (
+                "https://s3.eu-central-1.amazonaws.com:443",
+                "lake",
+                "https://lake.s3.eu-central-1.amazonaws.com/k?",
+            ),
+            (
+                "http://objects.example:80",
+                "lake",
+                "http://lake.objects.example/k?",
+            ),
+            (
+                "http://objects.example:443",
+                "lake",
+                "http://lake.objects.example:443/k?",
+            ),
+        ] {
+            let target = S3Target {
+                endpoint: endpoint.into(),
+                bucket: bucket.into(),
+                region: "us-east-1".into(),
+                path_style: false,
+            };
+            let signer = Signer::new(&target, &creds, DEFAULT_EXPIRY)
+                .unwrap_or_else(|e| panic!("{endpoint} {bucket}: {e}"));
+            let put = signer
+                .presign_put(&PutRequest::key_only("k"), at(1_700_000_000))
+                .unwrap();
+            assert!(
+                put.url.starts_with(want),
+                "{endpoint} {bucket}: {}",
+                put.url
+            );
+        }
+        let ip = S3Target {
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "lake".into(),
+            region: "us-east-1".into(),
+            path_style: false,
+        };
+        assert_eq!(
+            ip.addressing().unwrap(),
+            (Addressing::Path, Some("the endpoint is an IP address"))
+        );
     }
 
     #[test]

@@ -162,11 +162,11 @@ impl Endpoint {
     }
 }
 
-/// The endpoint-style rule (as botocore's): an IP endpoint or a bucket with a `.` in
-/// its name uses path style whatever is asked for (a virtual host `a.b.s3…` or
-/// `lake.127.0.0.1` does not resolve or fails TLS).
+/// The endpoint-style rule ([`crate::addressing`], botocore's): path style when asked
+/// for, for an IP endpoint, or for a bucket that is not a host name (dotted over https).
 pub fn uses_path_style(endpoint: &Endpoint, bucket: &str, path_style: bool) -> bool {
-    path_style || endpoint.is_ip() || bucket.contains('.')
+    crate::addressing::addressing(path_style, endpoint.scheme(), &endpoint.host, bucket)
+        == crate::addressing::Addressing::Path
 }
 
 /// Appends `text` percent-encoded per RFC 3986: every byte but the unreserved
@@ -431,5 +431,10 @@ mod tests {
         assert!(uses_path_style(&name, "my.lake", false));
         assert!(!uses_path_style(&name, "lake", false));
         assert!(uses_path_style(&name, "lake", true));
+        let plain = Endpoint::parse("http://minio.local:9000").unwrap();
+        assert!(
+            !uses_path_style(&plain, "my.lake", false),
+            "dots are host labels over http"
+        );
     }
 }

@@ -236,7 +236,7 @@ fn split(url: &str) -> Result<Parts<'_>, String> {
     let (before_query, raw_query) = rest.split_once('?').ok_or("no query string")?;
     let slash = before_query.find('/').ok_or("no path")?;
     let (authority, raw_path) = before_query.split_at(slash);
-    if authority.contains(['@', '[']) {
+    if authority.contains('@') {
         return Err(format!("unsupported authority {authority:?}"));
     }
     let default_port = match scheme {
@@ -244,9 +244,20 @@ fn split(url: &str) -> Result<Parts<'_>, String> {
         "https" => 443,
         other => return Err(format!("scheme {other:?}")),
     };
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| "bad port")?),
-        None => (authority, default_port),
+    // An IPv6 host keeps its brackets: `[::1]:9000`.
+    let host_end = match authority.strip_prefix('[') {
+        Some(rest) => rest.find(']').ok_or("unclosed '['")? + 2,
+        None => authority.find(':').unwrap_or(authority.len()),
+    };
+    let (host, port) = match &authority[host_end..] {
+        "" => (&authority[..host_end], default_port),
+        rest => match rest.strip_prefix(':') {
+            Some(port) => (
+                &authority[..host_end],
+                port.parse().map_err(|_| "bad port")?,
+            ),
+            None => return Err(format!("bad authority {authority:?}")),
+        },
     };
     let mut query = BTreeMap::new();
     for pair in raw_query.split('&') {
@@ -433,6 +444,31 @@ fn fixtures_cover_every_dimension() {
         "a non-default port with a virtual host",
         &|c| !c.path_style && split(c.url).is_ok_and(|p| p.port != 80 && p.port != 443),
         1,
+    );
+    // Issue 11 §3: virtual-host asked for where botocore uses path style.
+    let botocore_path_style =
+        |c: &Case| split(c.url).is_ok_and(|p| p.raw_path.starts_with(&format!("/{}/", c.bucket)));
+    count(
+        "IP endpoints with virtual-host asked for (path style used)",
+        &|c| {
+            !c.path_style
+                && botocore_path_style(c)
+                && split(c.url).is_ok_and(|p| {
+                    p.host.starts_with('[')
+                        || p.host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                })
+        },
+        5,
+    );
+    count("IPv6 endpoints", &|c| c.endpoint.contains('['), 3);
+    count("dotted buckets", &|c| c.bucket.contains('.'), 3);
+    count(
+        "default ports written out (:443 on https, :80 on http)",
+        &|c| {
+            (c.endpoint.starts_with("https://") && c.endpoint.ends_with(":443"))
+                || (c.endpoint.starts_with("http://") && c.endpoint.ends_with(":80"))
+        },
+        4,
     );
     count("Hive partition keys ('=')", &|c| c.key.contains('='), 10);
     count("keys with spaces", &|c| c.key.contains(' '), 2);

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use clap::{Parser, Subcommand};
 use sensorlake_cli::bench::{self, BenchConfig, HeapCounters};
+use sensorlake_cli::stdout;
 
 /// Counts bytes in use, their peak and the number of allocations.
 struct Counting;
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
             files,
         }) => bench::parse_writer(&writer)
             .and_then(|w| bench::encode_files(&data, &dataset, w, files))
-            .map(|bytes| println!("{files} file(s), {bytes} bytes")),
+            .and_then(|bytes| stdout::println(&format!("{files} file(s), {bytes} bytes"))),
         None => {
             let python = cli.python.or_else(|| {
                 let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
@@ -122,11 +123,13 @@ fn main() -> ExitCode {
                 python,
                 callgrind: !cli.no_callgrind,
             };
-            bench::run(&config, Some(COUNTERS)).map(|report| print!("{report}"))
+            bench::run(&config, Some(COUNTERS))
+                .and_then(|report| stdout::print(&report.to_string()))
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_stdout_closed(&e) => ExitCode::from(stdout::STDOUT_CLOSED_EXIT),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

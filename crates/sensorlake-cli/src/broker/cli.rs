@@ -11,7 +11,7 @@ use sensorlake::key::{DeviceId, KeyTemplate, Layout, TimeWindow};
 use sensorlake::presign::S3Target;
 
 use super::{BrokerConfig, RateLimit, TlsFiles};
-use crate::demo::parse_duration;
+use crate::duration::parse_duration;
 
 /// `sensorlake broker …`
 #[derive(Debug, Args)]
@@ -159,8 +159,7 @@ pub fn run(args: BrokerArgs) -> Result<()> {
                 template.layout().name(),
                 template.prefix()
             );
-            println!("{token}");
-            Ok(())
+            crate::stdout::println(&token)
         }
         BrokerCommand::RevokeDevice {
             registry,
@@ -185,10 +184,10 @@ pub fn run(args: BrokerArgs) -> Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                crate::stdout::println(&serde_json::to_string_pretty(&list)?)
             } else {
-                println!(
-                    "{:<24} {:<10} {:<20} {:<22} status",
+                let mut table = format!(
+                    "{:<24} {:<10} {:<20} {:<22} status\n",
                     "device", "layout", "prefix", "token issued"
                 );
                 for d in devices.values() {
@@ -196,13 +195,13 @@ pub fn run(args: BrokerArgs) -> Result<()> {
                         .revoked_at
                         .as_ref()
                         .map_or_else(|| "active".to_string(), |at| format!("revoked {at}"));
-                    println!(
-                        "{:<24} {:<10} {:<20} {:<22} {status}",
+                    table += &format!(
+                        "{:<24} {:<10} {:<20} {:<22} {status}\n",
                         d.device_id, d.layout, d.prefix, d.created_at
                     );
                 }
+                crate::stdout::print(&table)
             }
-            Ok(())
         }
     }
 }
