@@ -1120,7 +1120,7 @@ mod tests {
         }
         assert_eq!(
             parse_value("1459657240294353.2", ChannelType::F64, false),
-            Ok(Value::F64(1459657240294353.25))
+            Ok(Value::F64(1_459_657_240_294_353.0 + 0.25))
         );
         // Not a tie: a decimal that reads back as the float but is farther than the
         // printed one is not the float's number.
