@@ -12,7 +12,7 @@ version=2.5.0
 tools=${SENSORLAKE_TOOLS:-$HOME/.cache/sensorlake}
 root="$tools/garage-$version"
 bin="$root/bin/garage"
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$version"; then
+if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$version"; then
   echo "$bin"
   exit 0
 fi

@@ -262,6 +262,7 @@ struct RawUpload {
     pause_initial: Option<String>,
     pause_max: Option<String>,
     verify_rows: Option<bool>,
+    conditional_writes: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -679,6 +680,7 @@ impl AgentConfig {
                 ranges::PAUSE,
             )?,
             verify_rows: u.verify_rows.unwrap_or(ud.verify_rows),
+            conditional_writes: u.conditional_writes.unwrap_or(ud.conditional_writes),
             ..ud
         };
         if upload.backoff_max < upload.backoff_initial {

@@ -2,8 +2,10 @@
 //! S3 server and, by a seeded schedule, breaks requests the way networks and S3 do:
 //! resets, stalls past the client's timeout, 500, 503 `SlowDown`, 429, a PUT forwarded
 //! to the server whose answer is then dropped (the object is stored, the client sees an
-//! error), a body corrupted on the way (the server answers `BadDigest`), and a 400
-//! `EntityTooLarge`. For tests; every fault is counted by kind.
+//! error), a body corrupted on the way (the server answers `BadDigest`), a 400
+//! `EntityTooLarge`, answers real services document, and answers of servers that do not
+//! check what they store (a non-MD5 ETag, a 200 or 412 for bytes not stored). For
+//! tests; every fault is counted by kind.
 //!
 //! Each client connection carries one request: the proxy forwards it with
 //! `Connection: close` and closes after the answer.
@@ -48,6 +50,17 @@ pub enum Fault {
     /// Answer as a real service documents it (status, headers and XML body), without
     /// forwarding: answers the embedded server never gives.
     Documented(Documented),
+    /// Forward it (the server stores the object) and replace the answer's ETag with one
+    /// that is not an MD5, as SSE-KMS and some S3-compatibles answer.
+    EtagNotMd5,
+    /// Answer 200 with a non-MD5 ETag without forwarding: a server that acknowledges
+    /// bytes it did not store.
+    Unstored200,
+    /// Answer 200 with the MD5 of other bytes as ETag without forwarding: a server that
+    /// does not check Content-MD5 and stored a corrupted body (moto does so).
+    CorruptedStored200,
+    /// Answer 412 PreconditionFailed without forwarding, whether or not the key exists.
+    Unfounded412,
 }
 
 /// Answers of S3 services, each as its documentation (or, for Garage, its source)
@@ -105,6 +118,10 @@ impl Fault {
             Self::CorruptBody => "body corrupted (BadDigest)",
             Self::EntityTooLarge => "400 EntityTooLarge",
             Self::Documented(_) => "a documented answer",
+            Self::EtagNotMd5 => "stored, ETag not an MD5",
+            Self::Unstored200 => "200 but not stored",
+            Self::CorruptedStored200 => "200 with another body's MD5",
+            Self::Unfounded412 => "412 without an object",
         }
     }
 }
@@ -388,6 +405,45 @@ fn s3_error_with(
     .into_bytes()
 }
 
+/// Whether the request head has header `name` (lowercase).
+fn has_header(head: &[u8], name: &str) -> bool {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+}
+
+/// A 200 answer to a PUT with this ETag (quoted) and no body.
+fn ok_with_etag(etag: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}
+
+/// `answer` with its ETag header replaced by `etag` (quoted).
+fn with_etag(answer: &[u8], etag: &str) -> Vec<u8> {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer.len(), |e| e + 4);
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some((n, _)) if n.trim().eq_ignore_ascii_case("etag") => {
+                out.push_str(&format!("ETag: {etag}\r\n"));
+            }
+            _ => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&answer[end..]);
+    bytes
+}
+
 /// The bytes of a documented answer.
 fn documented(answer: Documented) -> Vec<u8> {
     const ELSEWHERE: &str = "lake.s3.eu-west-1.amazonaws.com";
@@ -525,7 +581,28 @@ fn handle(mut client: TcpStream, inner: &Inner) -> io::Result<()> {
             "EntityTooLarge",
             "Your proposed upload exceeds the maximum allowed object size.",
         ),
+        // A server without conditional writes takes a PUT without the header.
+        Fault::Documented(Documented::NotImplemented) if !has_header(&head, "if-none-match") => {
+            forward(inner.upstream, &head, &body)?
+        }
         Fault::Documented(answer) => documented(answer),
+        Fault::EtagNotMd5 => with_etag(
+            &forward(inner.upstream, &head, &body)?,
+            "\"5d41402abc4b2a76b9719d911017c592-1\"",
+        ),
+        Fault::Unstored200 => ok_with_etag("\"e6b1e3c2f0a6a3c9\""),
+        Fault::CorruptedStored200 => {
+            if let Some(first) = body.first_mut() {
+                *first ^= 0x55;
+            }
+            ok_with_etag(&format!("\"{}\"", sensorlake::presign::md5_hex(&body)))
+        }
+        Fault::Unfounded412 => s3_error(
+            412,
+            "Precondition Failed",
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ),
         Fault::Reset => unreachable!("handled above"),
     };
     client.write_all(&answer)?;

@@ -295,6 +295,18 @@ fn devices_with_only_a_token_upload_exactly_their_files() {
         .unwrap();
     assert_eq!(upload(&again[0], &files[0].1), Outcome::AlreadyStored);
     assert_eq!(env.broker.stats().issued, 4);
+    // The broker also signs a GET of the same key, so the device can check that what
+    // the 412 found is this file; it reads exactly the stored bytes.
+    let get = again[0]
+        .verify_url
+        .as_deref()
+        .expect("a GET URL with each PUT");
+    assert!(get.contains(&files[0].0.replace('=', "%3D")), "{get}");
+    let mut reader = HostConnection::new(HttpConfig::default()).unwrap();
+    assert_eq!(
+        sensorlake::upload::read_back(&mut reader, get, &files[0].1).unwrap(),
+        sensorlake::upload::ReadBack::Same
+    );
 
     // The OpenSensor layout, for a device registered with it.
     let now = now_us();
@@ -1071,4 +1083,47 @@ fn an_idle_plain_http_connection_is_closed() {
             "an idle connection stayed open for 120 s: {e}"
         ),
     }
+}
+
+#[test]
+fn without_conditional_writes_only_keys_with_the_rows_hash_lose_the_condition() {
+    let env = start(|c| c.conditional_writes = false);
+    let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+    let (key, body) = file("gw-1", 1.0);
+    let urls = env
+        .client("gw-1")
+        .presign(
+            &mut conn,
+            &[PutRequest::for_body(&key, &body)],
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert!(urls[0].header("if-none-match").is_none(), "{:?}", urls[0]);
+    assert!(!urls[0].url.contains("if-none-match"), "{}", urls[0].url);
+    assert_eq!(upload(&urls[0], &body), Outcome::Stored);
+
+    // A plain OpenSensor name (a whole window, no hash) keeps If-None-Match: two
+    // different batches could share it.
+    let now = now_us();
+    let (hashed, body) = file_in(
+        Layout::OpenSensor,
+        "os",
+        "st-7",
+        now - now.rem_euclid(HOUR_US) - HOUR_US,
+        1.0,
+    );
+    let plain = format!("{}.parquet", &hashed[..hashed.len() - ".parquet".len() - 9]);
+    assert!(
+        plain.ends_with("0.parquet") || plain.ends_with("5.parquet"),
+        "{plain}"
+    );
+    let urls = env
+        .client("st-7")
+        .presign(
+            &mut conn,
+            &[PutRequest::for_body(&plain, &body)],
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(urls[0].header("if-none-match"), Some("*"), "{plain}");
 }

@@ -589,3 +589,193 @@ mod documented {
         assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
     }
 }
+
+/// Answers that do not prove the server stored these bytes: a non-MD5 ETag, a 200 or
+/// 412 for bytes it does not hold. A file leaves the spool only once a GET of its key
+/// returns exactly its bytes.
+mod read_back {
+    use super::*;
+    use sensorlake::upload::put_presigned;
+
+    /// Stores `body` under `key` directly in the lake, unconditionally.
+    fn store_directly(rig: &Rig, key: &str, body: &[u8]) {
+        let signer = rig.lake.signer(&rig.lake.server.endpoint(), SECRET_KEY);
+        let put = signer
+            .presign_put(&PutRequest::key_only(key), SystemTime::now())
+            .unwrap();
+        let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+        let answer = put_presigned(&mut conn, &put, body).unwrap();
+        assert_eq!(answer.status, 200, "{answer}");
+    }
+
+    fn key_of(bytes: &[u8]) -> String {
+        sensorlake::spool::read_facts(bytes).unwrap().object_key
+    }
+
+    #[test]
+    fn an_etag_that_is_not_an_md5_counts_once_the_object_reads_back_the_same() {
+        let mut rig = Rig::new();
+        let (_, bytes) = rig.spool_file(0);
+        rig.proxy.script([Fault::EtagNotMd5]);
+        let (event, _) = rig.step();
+        assert!(
+            matches!(event, Event::Uploaded { rows: 50, .. }),
+            "{event:?}"
+        );
+        assert_eq!(rig.lake.get(&key_of(&bytes)), bytes);
+        assert_eq!(rig.waiting(), 0);
+        assert_eq!(rig.proxy.counts().get(&Fault::Pass), Some(&1), "one GET");
+    }
+
+    #[test]
+    fn a_200_for_bytes_not_stored_keeps_the_file_and_says_why() {
+        for fault in [Fault::Unstored200, Fault::CorruptedStored200] {
+            let mut rig = Rig::new();
+            let (_, bytes) = rig.spool_file(0);
+            rig.proxy.script([fault]);
+            let (event, waited) = rig.step();
+            assert!(matches!(event, Event::Retry { .. }), "{fault:?}: {event:?}");
+            let why = reason(&event);
+            match fault {
+                Fault::Unstored200 => assert!(
+                    why.contains("not an MD5") && why.contains("404") && why.contains("stays"),
+                    "{why}"
+                ),
+                _ => assert!(
+                    why.contains("is not the body's MD5") && why.contains("local file is sound"),
+                    "{why}"
+                ),
+            }
+            assert!(waited.is_some(), "a retry waits");
+            assert_eq!(rig.waiting(), 1, "{fault:?}: the file stays");
+            assert_eq!(rig.uploader.counters().uploaded_rows, 0, "nothing counted");
+            let (event, _) = rig.step();
+            assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+            assert_eq!(rig.lake.get(&key_of(&bytes)), bytes);
+        }
+    }
+
+    #[test]
+    fn a_412_is_already_there_only_when_the_stored_object_is_this_file() {
+        // 412 without any object: not counted; the next attempt stores it.
+        let mut rig = Rig::new();
+        rig.spool_file(0);
+        rig.proxy.script([Fault::Unfounded412]);
+        let (event, _) = rig.step();
+        assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+        assert!(reason(&event).contains("404"), "{event:?}");
+        assert_eq!(rig.uploader.counters().already_stored, 0);
+        let (event, _) = rig.step();
+        assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+
+        // 412 because other bytes are stored under the key: the file stays, saying so,
+        // however often it is tried.
+        let mut rig = Rig::new();
+        let (_, bytes2) = rig.spool_file(100);
+        let key = key_of(&bytes2);
+        store_directly(&rig, &key, b"someone else's bytes");
+        for _ in 0..3 {
+            let (event, waited) = rig.step();
+            assert!(matches!(event, Event::Retry { .. }), "{event:?}");
+            assert!(
+                reason(&event).contains("412") && reason(&event).contains("differs"),
+                "{event:?}"
+            );
+            assert!(waited.is_some());
+        }
+        assert_eq!(rig.waiting(), 1, "the file stays");
+        assert_eq!(
+            rig.lake.get(&key),
+            b"someone else's bytes",
+            "never overwritten"
+        );
+        assert_eq!(rig.uploader.counters().uploaded_rows, 0);
+    }
+
+    #[test]
+    fn without_a_get_url_an_unproven_answer_keeps_the_file() {
+        struct NoGet(Signer);
+        impl UrlSource for NoGet {
+            fn presign<C: Connection>(
+                &mut self,
+                conn: &mut C,
+                requests: &[PutRequest],
+                now: SystemTime,
+            ) -> Result<Vec<PresignedPut>, UrlError> {
+                let mut puts = self.0.presign(conn, requests, now)?;
+                for put in &mut puts {
+                    put.verify_url = None;
+                }
+                Ok(puts)
+            }
+        }
+        let mut rig = Rig::new();
+        rig.spool_file(0);
+        let signer = rig.lake.signer(&rig.proxy.endpoint(), SECRET_KEY);
+        let mut uploader = Uploader::new(NoGet(signer), UploadConfig::default(), 7);
+        rig.proxy.script([Fault::EtagNotMd5]);
+        let step = uploader.step(&rig.spool, &mut rig.conn, &rig.clock);
+        assert!(
+            matches!(step.event, Event::Retry { .. }),
+            "{:?}",
+            step.event
+        );
+        assert!(
+            reason(&step.event).contains("no GET URL"),
+            "{:?}",
+            step.event
+        );
+        assert_eq!(rig.waiting(), 1);
+    }
+
+    #[test]
+    fn without_conditional_writes_only_keys_with_the_rows_hash_skip_the_condition() {
+        let mut rig = Rig::new();
+        rig.uploader = Uploader::new(
+            Sabotage {
+                signer: rig.lake.signer(&rig.proxy.endpoint(), SECRET_KEY),
+                truncate: None,
+            },
+            UploadConfig {
+                conditional_writes: false,
+                // The plain OpenSensor-style name below is not this batch's key.
+                verify_rows: false,
+                ..UploadConfig::default()
+            },
+            42,
+        );
+        // A hive key carries the hash: written without If-None-Match, so a server
+        // without conditional writes takes it.
+        let (_, bytes) = rig.spool_file(0);
+        rig.proxy
+            .script([Fault::Documented(Documented::NotImplemented)]);
+        let (event, _) = rig.step();
+        assert!(matches!(event, Event::Uploaded { .. }), "{event:?}");
+        assert_eq!(rig.lake.get(&key_of(&bytes)), bytes);
+
+        // A plain data_HHMM.parquet name keeps the condition and pauses.
+        let schema = Arc::new(Schema::new(vec![Channel::f32("v")]).unwrap());
+        let batch = Batch::from_rows(schema.clone(), [(T0, [Value::F32(1.0)].as_slice())]).unwrap();
+        let device = DeviceId::new("gw-1").unwrap();
+        let plain = "station=gw-1/year=2024/month=03/day=01/data_0815.parquet";
+        let file = Encoder::new(schema, EncodeOptions::default())
+            .unwrap()
+            .encode_to_vec(
+                &batch,
+                &FileMetadata {
+                    device_id: &device,
+                    object_key: plain,
+                },
+            )
+            .unwrap();
+        rig.spool.lock().unwrap().push(&file, None).unwrap();
+        rig.proxy
+            .script([Fault::Documented(Documented::NotImplemented)]);
+        let (event, _) = rig.step();
+        assert!(matches!(event, Event::Paused { .. }), "{event:?}");
+        assert!(reason(&event).contains("If-None-Match"), "{event:?}");
+        assert_eq!(rig.waiting(), 1);
+    }
+
+    use sensorlake_cli::fault_proxy::Documented;
+}

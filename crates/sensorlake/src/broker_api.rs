@@ -69,6 +69,11 @@ pub struct IssuedUrl {
     pub headers: BTreeMap<String, String>,
     /// Seconds the URL stays valid from when it was signed.
     pub expires_in_s: u64,
+    /// A GET URL for the same key (same expiry), for reading the object back when the
+    /// PUT's answer does not prove the bytes were stored. Absent from brokers before
+    /// this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get_url: Option<String>,
 }
 
 /// Why a request got no URLs.

@@ -262,8 +262,16 @@ fn parse_urls(
                     "broker answered a URL that is not http(s)".into(),
                 ));
             }
+            if let Some(get) = &issued.get_url
+                && !(get.starts_with("https://") || get.starts_with("http://"))
+            {
+                return Err(UrlError::Unavailable(
+                    "broker answered a GET URL that is not http(s)".into(),
+                ));
+            }
             Ok(PresignedPut {
                 url: issued.url,
+                verify_url: issued.get_url,
                 headers: issued.headers.into_iter().collect(),
                 // By the device's clock: the broker signed "now" and counts from then.
                 expires_at: now + Duration::from_secs(issued.expires_in_s),

@@ -627,6 +627,21 @@ pub fn hash8(batch: &Batch) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether an object key's file name carries its rows' hash (`…-{hash8}.parquet` or
+/// `data_HHMM_{hash8}.parquet`): writing such a key twice stores the same rows, so it
+/// is the only kind of key ever written without `If-None-Match: *` (for servers without
+/// conditional writes, when configured). A plain `data_HHMM.parquet` is not.
+pub fn carries_rows_hash(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let Some(stem) = name.strip_suffix(".parquet") else {
+        return false;
+    };
+    stem.len() > 9
+        && stem.is_char_boundary(stem.len() - 9)
+        && matches!(stem.as_bytes()[stem.len() - 9], b'-' | b'_')
+        && is_hash8(&stem[stem.len() - 8..])
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -650,6 +665,24 @@ mod tests {
         Batch::from_rows(schema(), rows.iter().map(|(t, v)| (*t, v.as_slice()))).unwrap()
     }
 
+    #[test]
+    fn only_names_with_the_rows_hash_carry_it() {
+        assert!(carries_rows_hash(
+            "raw/device_id=a/dt=2024-03-01/hour=08/1709280000000000-0badcafe.parquet"
+        ));
+        assert!(carries_rows_hash(
+            "station=a/year=2024/month=03/day=01/data_0815_0badcafe.parquet"
+        ));
+        for key in [
+            "station=a/year=2024/month=03/day=01/data_0815.parquet",
+            "x/1709280000000000-0BADCAFE.parquet",
+            "x/1709280000000000-0badcafe.csv",
+            "0badcafe.parquet",
+            "x/a0badcafe.parquet",
+        ] {
+            assert!(!carries_rows_hash(key), "{key}");
+        }
+    }
     #[test]
     fn device_ids_are_never_paths() {
         for bad in [

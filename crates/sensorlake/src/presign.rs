@@ -181,6 +181,12 @@ pub struct PresignedPut {
     pub headers: Vec<(String, String)>,
     /// When the URL stops working, by the signer's clock.
     pub expires_at: SystemTime,
+    /// A GET URL for the same key, signed with the PUT: the uploader reads the object
+    /// back when the server's answer does not prove it stored these bytes (an ETag that
+    /// is not the body's MD5, or a 412 for a key that already exists). `None` from a
+    /// source that does not give one (a broker older than this field); such answers
+    /// then keep the file queued.
+    pub verify_url: Option<String>,
 }
 
 impl PresignedPut {
@@ -406,10 +412,12 @@ impl Signer {
             headers.push(("if-none-match".to_string(), "*".to_string()));
         }
         let url = self.sign("PUT", &request.key, &headers, at)?;
+        let verify_url = Some(self.presign_get(&request.key, at)?);
         Ok(PresignedPut {
             url,
             headers,
             expires_at: at + self.expiry,
+            verify_url,
         })
     }
 

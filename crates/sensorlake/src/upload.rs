@@ -90,6 +90,71 @@ pub fn put_presigned<C: Connection>(
     read_response(conn).map_err(TransportError)
 }
 
+/// What reading an object back found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// The object is exactly the expected bytes.
+    Same,
+    /// The object has other bytes; says how it differs.
+    Differs(String),
+    /// The GET was answered with a non-2xx status.
+    Failed(PutResponse),
+}
+
+/// GETs `url` and compares the object with `expected` as it streams in, without holding
+/// a copy. Reads at most `expected.len()` + 64 KiB: a longer object is reported as
+/// different.
+pub fn read_back<C: Connection>(
+    conn: &mut C,
+    url: &str,
+    expected: &[u8],
+) -> Result<ReadBack, TransportError<C::Error>> {
+    conn.initiate_request(Method::Get, url, &[])
+        .map_err(TransportError)?;
+    conn.flush().map_err(TransportError)?;
+    conn.initiate_response().map_err(TransportError)?;
+    if !(200..300).contains(&conn.status()) {
+        return read_response(conn)
+            .map(ReadBack::Failed)
+            .map_err(TransportError);
+    }
+    let limit = expected.len() + 64 * 1024;
+    let mut offset = 0usize;
+    let mut first_difference = None;
+    let mut buf = [0u8; 512];
+    loop {
+        let n = conn.read(&mut buf).map_err(TransportError)?;
+        if n == 0 {
+            break;
+        }
+        if first_difference.is_none() {
+            let want = expected.get(offset..).unwrap_or_default();
+            let common = n.min(want.len());
+            if let Some(at) = (0..common).find(|&i| buf[i] != want[i]) {
+                first_difference = Some(offset + at);
+            } else if n > want.len() {
+                first_difference = Some(expected.len());
+            }
+        }
+        offset += n;
+        if offset > limit {
+            break;
+        }
+    }
+    Ok(match first_difference {
+        None if offset == expected.len() => ReadBack::Same,
+        None => ReadBack::Differs(format!(
+            "the stored object is {offset} bytes, the file {}",
+            expected.len()
+        )),
+        Some(at) => ReadBack::Differs(format!(
+            "the stored object ({}{offset} bytes) differs from the file ({} bytes) from byte {at}",
+            if offset > limit { "over " } else { "" },
+            expected.len()
+        )),
+    })
+}
+
 fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
     let status = conn.status();
     let etag = conn
@@ -148,13 +213,20 @@ pub fn xml_element(xml: &str, name: &str) -> Option<String> {
     )
 }
 
+/// How the reason of a retry after an answer no rule covers starts.
+pub const UNCLASSIFIED: &str = "unclassified answer";
+
 /// What to do after a PUT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The server stored exactly these bytes: the file may leave the spool.
+    /// The server stored exactly these bytes (its ETag is the body's MD5): the file may
+    /// leave the spool.
     Stored,
-    /// 412 on a URL that signed `If-None-Match: *`: the key is a hash of the rows, so the
-    /// stored object is this batch. The file may leave the spool.
+    /// A 2xx whose ETag is missing or not an MD5 (SSE-KMS, some S3-compatibles): the
+    /// object counts as stored only once [`read_back`] returns these bytes.
+    StoredUnproven(String),
+    /// 412 on a URL that signed `If-None-Match: *`: an object exists under the key. It
+    /// is this file only once [`read_back`] returns these bytes.
     AlreadyStored,
     /// A passing failure (network, timeout, 5xx, 429, SlowDown): retry with backoff.
     Retry(String),
@@ -189,14 +261,20 @@ pub fn classify(response: &PutResponse, body_md5_hex: &str) -> Outcome {
                     "{said}: ETag {etag} is not the body's MD5 {body_md5_hex}"
                 ))
             }
-            _ => Outcome::Stored,
+            Some(etag) if is_md5_hex(etag) => Outcome::Stored,
+            Some(etag) => Outcome::StoredUnproven(format!(
+                "{said}: ETag {etag} is not an MD5, so it does not prove which bytes were stored"
+            )),
+            None => Outcome::StoredUnproven(format!(
+                "{said} without an ETag, which does not prove which bytes were stored"
+            )),
         },
         412 => Outcome::AlreadyStored,
         // A server without conditional writes (some S3-compatibles) cannot take the
         // If-None-Match the URL signs: retrying cannot help, and uploading without
         // the condition is a decision for the configuration, not the uploader.
         501 => Outcome::Pause(format!(
-            "{said}: the server does not support If-None-Match (conditional writes); use a server that does, or sign URLs without the condition (the broker's --no-conditional-writes) where keys carry the rows' hash"
+            "{said}: the server does not support If-None-Match (conditional writes); use a server that does, or write keys that carry the rows' hash without the condition ([upload] conditional_writes = false, or the broker's --no-conditional-writes); a plain data_HHMM.parquet name is never written without it"
         )),
         429 | 500..=599 => Outcome::Retry(said),
         // Passing conflicts and cut bodies, documented by AWS as worth a retry.
@@ -278,7 +356,7 @@ pub fn classify(response: &PutResponse, body_md5_hex: &str) -> Outcome {
         }
         // An answer no rule covers: keep the file and retry with backoff (never a
         // tight loop), showing the server's code and message.
-        _ => Outcome::Retry(format!("unclassified answer {said}")),
+        _ => Outcome::Retry(format!("{UNCLASSIFIED} {said}")),
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! | answer | action |
 //! |---|---|
-//! | 2xx, or 412 on a URL that signs `If-None-Match: *` | the file leaves the spool |
+//! | 2xx whose ETag is the body's MD5 | the file leaves the spool |
+//! | 2xx with another ETag (not an MD5), or 412 to `If-None-Match: *` | read the object back (GET): the file leaves the spool only if it holds these bytes; otherwise it stays and the status says why |
 //! | network error, timeout, 5xx, 429, `SlowDown` | retry with capped exponential backoff, full jitter |
 //! | expired URL (`AccessDenied` "Request has expired"), `RequestTimeTooSkewed` | correct the clock offset from the `Date` header, sign again, retry at once |
 //! | credential or configuration errors | pause all uploads (with backoff), report the reason; the queue stays |
@@ -24,10 +25,10 @@ use embedded_svc::http::client::Connection;
 use crate::backoff::Backoff;
 use crate::clock::{Clock, shift};
 use crate::failpoint;
-use crate::presign::{PutRequest, md5_hex};
+use crate::presign::{PresignedPut, PutRequest, md5_hex};
 use crate::spool::{FileFacts, Spool, SpoolEntry, read_facts, verify_rows};
 use crate::storage::Storage;
-use crate::upload::{Outcome, put_presigned};
+use crate::upload::{Outcome, ReadBack, put_presigned, read_back};
 use crate::url_source::{UrlError, UrlSource};
 
 /// Upload settings.
@@ -49,6 +50,11 @@ pub struct UploadConfig {
     /// true); otherwise only the footer is checked (the rows are still verified after a
     /// `BadDigest`).
     pub verify_rows: bool,
+    /// Sign `If-None-Match: *` on every PUT (default true), so nothing stored is ever
+    /// overwritten. `false` is for servers without conditional writes (they answer 501):
+    /// keys that carry the rows' hash are then written without the condition (a second
+    /// write stores the same rows); any other key keeps it.
+    pub conditional_writes: bool,
 }
 
 impl Default for UploadConfig {
@@ -60,6 +66,7 @@ impl Default for UploadConfig {
             pause_max: Duration::from_secs(300),
             max_resigns: 3,
             verify_rows: true,
+            conditional_writes: true,
         }
     }
 }
@@ -87,8 +94,9 @@ pub enum Event {
         /// Rows in the file.
         rows: u64,
     },
-    /// The object already existed (412 on `If-None-Match: *`): this batch was stored
-    /// before (an earlier answer was lost); the file left the spool.
+    /// The object already existed (412 on `If-None-Match: *`) and reads back as this
+    /// file's bytes: this batch was stored before (an earlier answer was lost); the
+    /// file left the spool.
     AlreadyStored {
         /// Object key.
         key: String,
@@ -152,7 +160,7 @@ pub struct UploadCounters {
     pub uploaded_bytes: u64,
     /// Rows in files that left the spool after a 2xx or 412.
     pub uploaded_rows: u64,
-    /// Files found already stored (412).
+    /// Files found already stored (412, and the object reads back as the file).
     pub already_stored: u64,
     /// Retries after passing failures.
     pub retries: u64,
@@ -178,6 +186,8 @@ pub struct Uploader<U> {
     paused: Option<String>,
     resigns_in_row: u32,
     counters: UploadCounters,
+    /// Unclassified answers already logged at warning level (each is logged once).
+    logged_unclassified: Vec<String>,
 }
 
 /// What one attempt came to, before the spool is updated.
@@ -207,6 +217,7 @@ impl<U: UrlSource> Uploader<U> {
             paused: None,
             resigns_in_row: 0,
             counters: UploadCounters::default(),
+            logged_unclassified: Vec::new(),
         }
     }
 
@@ -377,7 +388,10 @@ impl<U: UrlSource> Uploader<U> {
         facts: &FileFacts,
         bytes: &[u8],
     ) -> Attempt {
-        let request = PutRequest::for_body(&facts.object_key, bytes);
+        let mut request = PutRequest::for_body(&facts.object_key, bytes);
+        if !self.config.conditional_writes && crate::key::carries_rows_hash(&facts.object_key) {
+            request.if_none_match = false;
+        }
         let signed = self.source.presign(
             conn,
             std::slice::from_ref(&request),
@@ -407,7 +421,14 @@ impl<U: UrlSource> Uploader<U> {
         };
         match crate::upload::classify(&response, &md5_hex(bytes)) {
             Outcome::Stored => Attempt::Done { already: false },
-            Outcome::AlreadyStored => Attempt::Done { already: true },
+            Outcome::StoredUnproven(why) => Self::read_back(conn, &put, bytes, why, false),
+            Outcome::AlreadyStored => Self::read_back(
+                conn,
+                &put,
+                bytes,
+                format!("{response}: an object exists under {}", facts.object_key),
+                true,
+            ),
             Outcome::Retry(r) => Attempt::Retry(r),
             Outcome::Resign {
                 server_date,
@@ -416,6 +437,37 @@ impl<U: UrlSource> Uploader<U> {
             Outcome::Pause(r) => Attempt::Pause(r),
             Outcome::Reverify(r) => Attempt::Reverify(r),
             Outcome::Reject(r) => Attempt::Quarantine(format!("the server rejected it: {r}")),
+        }
+    }
+
+    /// Counts an answer that does not prove the bytes were stored (`why`) only if a GET
+    /// of the key returns exactly `bytes`.
+    fn read_back<C: Connection>(
+        conn: &mut C,
+        put: &PresignedPut,
+        bytes: &[u8],
+        why: String,
+        already: bool,
+    ) -> Attempt {
+        let Some(url) = &put.verify_url else {
+            return Attempt::Retry(format!(
+                "{why}; the URL source gave no GET URL to read it back (update the broker), so the file stays queued"
+            ));
+        };
+        match read_back(conn, url, bytes) {
+            Ok(ReadBack::Same) => Attempt::Done { already },
+            Ok(ReadBack::Differs(how)) => Attempt::Retry(format!(
+                "{why}, and reading it back: {how}; the file stays queued"
+            )),
+            Ok(ReadBack::Failed(answer)) if matches!(answer.status, 401 | 403) => {
+                Attempt::Pause(format!(
+                    "{why}, and reading it back was refused ({answer}): allow s3:GetObject on the device's keys so stored files can be verified"
+                ))
+            }
+            Ok(ReadBack::Failed(answer)) => Attempt::Retry(format!(
+                "{why}, and reading it back answered {answer}; the file stays queued"
+            )),
+            Err(e) => Attempt::Retry(format!("{why}; reading it back failed: {e}")),
         }
     }
 
@@ -428,7 +480,16 @@ impl<U: UrlSource> Uploader<U> {
     fn retry(&mut self, reason: String, clock: &impl Clock) -> Step {
         let delay = self.backoff.next_delay();
         self.counters.retries += 1;
-        log::warn!("upload failed, retrying in {delay:?}: {reason}");
+        if !reason.starts_with(crate::upload::UNCLASSIFIED) {
+            log::warn!("upload failed, retrying in {delay:?}: {reason}");
+        } else if self.logged_unclassified.contains(&reason) {
+            log::debug!("upload failed again, retrying in {delay:?}: {reason}");
+        } else {
+            log::warn!("upload failed, retrying in {delay:?} (logged once): {reason}");
+            if self.logged_unclassified.len() < 16 {
+                self.logged_unclassified.push(reason.clone());
+            }
+        }
         self.counters.last_error = Some(reason.clone());
         Step {
             next: self.wait(delay, clock),

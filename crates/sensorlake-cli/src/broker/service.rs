@@ -567,7 +567,10 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
             key: file.key.clone(),
             content_md5: Some(file.content_md5.clone()),
             content_length: Some(file.content_length),
-            if_none_match: state.conditional_writes,
+            // Without conditional writes only a key that carries the rows' hash may be
+            // written: a second PUT then stores the same rows again.
+            if_none_match: state.conditional_writes
+                || !sensorlake::key::carries_rows_hash(&file.key),
         };
         match signer.presign_put(&put, now) {
             Ok(presigned) => {
@@ -580,6 +583,7 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
                     url: presigned.url,
                     headers: presigned.headers.into_iter().collect(),
                     expires_in_s: expiry.as_secs(),
+                    get_url: presigned.verify_url,
                 });
             }
             Err(e) => {
