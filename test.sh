@@ -57,6 +57,13 @@ if [ ! -x .venv/bin/python ] || [ "$want" != "$have" ]; then
   echo "$want" > .venv/requirements.sha256
 fi
 
+step "Garage 2.5.0, the second real S3 server the tests run against (built once, then reused)"
+# Built from the Rust registry into ~/.cache/sensorlake (SENSORLAKE_TOOLS moves it); a
+# failed build fails the run: the Garage tests never skip.
+SENSORLAKE_GARAGE=$(scripts/install-garage.sh)
+export SENSORLAKE_GARAGE
+"$SENSORLAKE_GARAGE" --version
+
 step "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -95,11 +95,12 @@ pub struct Status {
     pub rows_spooled: u64,
     /// Files stored (2xx) since start.
     pub files_uploaded: u64,
-    /// Rows that left the spool after a confirmed upload (2xx or 412).
+    /// Rows that left the spool after a confirmed upload (a 2xx or 412 whose stored
+    /// bytes are proven the same).
     pub rows_uploaded: u64,
     /// Bytes stored.
     pub bytes_uploaded: u64,
-    /// Files found already stored (412).
+    /// Files found already stored (412, and the object reads back as the file).
     pub already_stored: u64,
     /// Retries after passing failures.
     pub retries: u64,

@@ -7,8 +7,11 @@
 //! must be in the bucket exactly once (read back through the S3 API), and the
 //! quarantine must be empty.
 //!
-//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24; the README's
-//! full run uses 200).
+//! The same runs against Garage 2.5.0 (a second, independent S3 server; fewer runs)
+//! check that the final drain holds there too.
+//!
+//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24, and a third of
+//! that against Garage; the README's full run uses 200).
 
 mod common;
 
@@ -20,7 +23,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ACCESS_KEY, Lake, SECRET_KEY, compare};
+use std::net::SocketAddr;
+
+use common::garage::{GARAGE_ACCESS_KEY, GARAGE_REGION, GARAGE_SECRET_KEY, Garage};
+use common::{ACCESS_KEY, Lake, SECRET_KEY, StoredRows, compare};
 use sensorlake::backoff::Rng;
 use sensorlake::failpoint::PHASES;
 use sensorlake::schema::{Channel, Schema};
@@ -55,7 +61,16 @@ fn write_csv(path: &Path, rows: usize) {
     std::fs::write(path, text).unwrap();
 }
 
-fn write_config(dir: &Path, endpoint: &str) {
+/// Where the runs upload: a server behind the fault proxy, with its region and keys.
+struct Backend<'a> {
+    name: &'a str,
+    upstream: SocketAddr,
+    region: &'a str,
+    access_key: &'a str,
+    secret_key: &'a str,
+}
+
+fn write_config(dir: &Path, endpoint: &str, region: &str) {
     let config = format!(
         r#"device_id = "crash-1"
 [source]
@@ -78,6 +93,7 @@ max_files = 40
 [s3]
 endpoint = "{endpoint}"
 bucket = "lake"
+region = "{region}"
 path_style = true
 prefix = "raw"
 [http]
@@ -95,7 +111,13 @@ interval = "1s"
     std::fs::write(dir.join("sensorlake.toml"), config).unwrap();
 }
 
-fn agent(dir: &Path, log: &Path, env: &[(&str, String)], until_drained: bool) -> Child {
+fn agent(
+    backend: &Backend,
+    dir: &Path,
+    log: &Path,
+    env: &[(&str, String)],
+    until_drained: bool,
+) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
         .arg("--config")
@@ -103,8 +125,8 @@ fn agent(dir: &Path, log: &Path, env: &[(&str, String)], until_drained: bool) ->
     if until_drained {
         cmd.arg("--until-drained");
     }
-    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    cmd.env("AWS_ACCESS_KEY_ID", backend.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", backend.secret_key)
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("SENSORLAKE_FAILPOINT")
         .env_remove("SENSORLAKE_CLOCK_OFFSET_SECS")
@@ -138,18 +160,43 @@ fn signal_of(status: &ExitStatus) -> Option<i32> {
 
 #[test]
 fn every_row_arrives_exactly_once_through_kills_fail_points_and_network_faults() {
-    let runs = runs();
-    let rows = runs * 2500;
     let lake = Lake::start();
+    let backend = Backend {
+        name: "the embedded server",
+        upstream: lake.server.addr(),
+        region: "us-east-1",
+        access_key: ACCESS_KEY,
+        secret_key: SECRET_KEY,
+    };
+    crash_and_drain(&backend, runs(), || lake.rows("raw/"));
+}
+
+#[test]
+fn against_garage_every_row_arrives_exactly_once_through_kills_and_network_faults() {
+    let garage = Garage::start();
+    let backend = Backend {
+        name: "Garage 2.5.0",
+        upstream: garage.addr(),
+        region: GARAGE_REGION,
+        access_key: GARAGE_ACCESS_KEY,
+        secret_key: GARAGE_SECRET_KEY,
+    };
+    crash_and_drain(&backend, runs().div_ceil(3), || garage.rows("raw/"));
+}
+
+/// `runs` killed agent runs and a final `--until-drained` run against `backend`
+/// through the fault proxy; then every row must be stored exactly once.
+fn crash_and_drain(backend: &Backend, runs: usize, stored_rows: impl Fn() -> StoredRows) {
+    let rows = runs * 2500;
     let proxy = FaultProxy::start(
-        lake.server.addr(),
+        backend.upstream,
         FaultPlan::transient_mix(5, 30, Duration::from_millis(1500)),
     )
     .unwrap();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     write_csv(&dir.join("readings.csv"), rows);
-    write_config(dir, &proxy.endpoint());
+    write_config(dir, &proxy.endpoint(), backend.region);
     let log = dir.join("agent.log");
 
     let started = Instant::now();
@@ -172,7 +219,7 @@ fn every_row_arrives_exactly_once_through_kills_fail_points_and_network_faults()
             env.push(("SENSORLAKE_CLOCK_OFFSET_SECS", offset.to_string()));
             skewed_runs += 1;
         }
-        let mut child = agent(dir, &log, &env, false);
+        let mut child = agent(backend, dir, &log, &env, false);
         let deadline = match failpoint {
             Some(_) => Instant::now() + Duration::from_secs(4),
             None => Instant::now() + Duration::from_millis(100 + rng.below(1400)),
@@ -202,7 +249,7 @@ fn every_row_arrives_exactly_once_through_kills_fail_points_and_network_faults()
     }
 
     let final_started = Instant::now();
-    let mut child = agent(dir, &log, &[], true);
+    let mut child = agent(backend, dir, &log, &[], true);
     let status = wait_until(&mut child, Instant::now() + Duration::from_secs(600));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let status = status.unwrap_or_else(|| {
@@ -224,11 +271,12 @@ fn every_row_arrives_exactly_once_through_kills_fail_points_and_network_faults()
     );
     let csv = std::fs::read_to_string(dir.join("readings.csv")).unwrap();
     let expected = sensorlake::csv::read_rows(&csv, &schema).unwrap();
-    let stored = lake.rows("raw/");
+    let stored = stored_rows();
     let comparison = compare("crash-1", &expected, &stored);
 
     println!(
-        "crash test: {} agent runs killed + 1 final run, against one spool, through the fault proxy, in {:.0} s (final drain {final_secs:.0} s)",
+        "crash test against {}: {} agent runs killed + 1 final run, against one spool, through the fault proxy, in {:.0} s (final drain {final_secs:.0} s)",
+        backend.name,
         runs,
         started.elapsed().as_secs_f64()
     );

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -75,35 +77,39 @@ impl Lake {
 
     /// Every row under `prefix`, read back through ListObjectsV2 + GetObject.
     pub fn rows(&self, prefix: &str) -> StoredRows {
-        let signer = self.signer(&self.server.endpoint(), SECRET_KEY);
-        let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
-        let objects = s3client::list_objects(&mut conn, &signer, prefix, SystemTime::now).unwrap();
-        let mut stored = StoredRows::default();
-        for object in &objects {
-            let body =
-                s3client::get_object(&mut conn, &signer, &object.key, SystemTime::now()).unwrap();
-            stored.objects += 1;
-            if let Err(why) = verify_rows(&body) {
-                stored.bad_objects.push(format!("{}: {why}", object.key));
-                continue;
-            }
-            let decoded = sensorlake::decode::decode(Bytes::from(body)).unwrap();
-            if decoded.meta(META_OBJECT_KEY) != Some(object.key.as_str()) {
-                stored
-                    .bad_objects
-                    .push(format!("{}: another key inside", object.key));
-            }
-            let device = decoded.meta(META_DEVICE_ID).unwrap_or_default().to_string();
-            decoded.batch.for_each_row(|ts, values| {
-                stored
-                    .rows
-                    .entry((device.clone(), ts))
-                    .or_default()
-                    .push(values.iter().map(value_bits).collect());
-            });
-        }
-        stored
+        rows_via(&self.signer(&self.server.endpoint(), SECRET_KEY), prefix)
     }
+}
+
+/// Every row under `prefix` of the bucket `signer` signs for, read back through
+/// ListObjectsV2 + GetObject; each object is verified and decoded.
+pub fn rows_via(signer: &Signer, prefix: &str) -> StoredRows {
+    let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+    let objects = s3client::list_objects(&mut conn, signer, prefix, SystemTime::now).unwrap();
+    let mut stored = StoredRows::default();
+    for object in &objects {
+        let body = s3client::get_object(&mut conn, signer, &object.key, SystemTime::now()).unwrap();
+        stored.objects += 1;
+        if let Err(why) = verify_rows(&body) {
+            stored.bad_objects.push(format!("{}: {why}", object.key));
+            continue;
+        }
+        let decoded = sensorlake::decode::decode(Bytes::from(body)).unwrap();
+        if decoded.meta(META_OBJECT_KEY) != Some(object.key.as_str()) {
+            stored
+                .bad_objects
+                .push(format!("{}: another key inside", object.key));
+        }
+        let device = decoded.meta(META_DEVICE_ID).unwrap_or_default().to_string();
+        decoded.batch.for_each_row(|ts, values| {
+            stored
+                .rows
+                .entry((device.clone(), ts))
+                .or_default()
+                .push(values.iter().map(value_bits).collect());
+        });
+    }
+    stored
 }
 
 /// A value as comparable bits.
