@@ -1127,3 +1127,68 @@ fn without_conditional_writes_only_keys_with_the_rows_hash_lose_the_condition() 
         .unwrap();
     assert_eq!(urls[0].header("if-none-match"), Some("*"), "{plain}");
 }
+
+/// The broker signs with its own clock: a clock-skew answer gets the device a fresh URL
+/// once (enough when a URL expired on the way); if the server still says the time is
+/// off, the device backs off saying that the broker host's clock needs fixing, and its
+/// own clock offset stays as it was.
+#[test]
+fn a_clock_skew_answer_to_a_broker_url_asks_for_a_fresh_one_then_names_the_brokers_clock() {
+    use sensorlake::clock::SystemClock;
+    use sensorlake::spool::{Spool, SpoolConfig};
+    use sensorlake::storage::StdStorage;
+    use sensorlake::uploader::{Event, UploadConfig, Uploader};
+    use sensorlake_cli::fault_proxy::{Documented, Fault, FaultPlan, FaultProxy};
+
+    let mut proxy = None;
+    let env = start(|c| {
+        let upstream = c
+            .target
+            .endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
+        let p = FaultProxy::start(upstream, FaultPlan::pass()).unwrap();
+        c.target.endpoint = p.endpoint();
+        proxy = Some(p);
+    });
+    let proxy = proxy.unwrap();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = std::sync::Mutex::new(
+        Spool::open(StdStorage::new(spool_dir.path()), SpoolConfig::default()).unwrap(),
+    );
+    let (key, body) = file("gw-1", 1.0);
+    spool.lock().unwrap().push(&body, None).unwrap();
+    let mut uploader = Uploader::new(env.client("gw-1"), UploadConfig::default(), 3);
+    let mut conn = HostConnection::new(HttpConfig::default()).unwrap();
+    let clock = SystemClock;
+
+    proxy.script([Fault::Documented(Documented::R2ExpiredRequest); 2]);
+    let step = uploader.step(&spool, &mut conn, &clock);
+    assert!(
+        matches!(step.event, Event::Resigned { offset_secs: 0, .. }),
+        "{:?}",
+        step.event
+    );
+    let step = uploader.step(&spool, &mut conn, &clock);
+    let Event::Retry { reason, .. } = &step.event else {
+        panic!("{:?}", step.event);
+    };
+    assert!(
+        reason.contains("ExpiredRequest") && reason.contains("broker host's clock"),
+        "{reason}"
+    );
+    assert_eq!(
+        uploader.clock_offset_secs(),
+        0,
+        "the device clock is not the signer's"
+    );
+    uploader.wake();
+    let step = uploader.step(&spool, &mut conn, &clock);
+    assert!(
+        matches!(step.event, Event::Uploaded { .. }),
+        "{:?}",
+        step.event
+    );
+    assert_eq!(env.stored(&key).as_deref(), Some(body.as_slice()));
+}

@@ -281,6 +281,11 @@ fn parse_urls(
 }
 
 impl UrlSource for BrokerClient {
+    /// The broker signs with its clock, not the device's.
+    fn signs_with_own_clock(&self) -> bool {
+        true
+    }
+
     fn presign<C: Connection>(
         &mut self,
         conn: &mut C,

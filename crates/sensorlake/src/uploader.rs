@@ -7,7 +7,7 @@
 //! | 2xx whose ETag is the body's MD5 | the file leaves the spool |
 //! | 2xx with another ETag (not an MD5), or 412 to `If-None-Match: *` | read the object back (GET): the file leaves the spool only if it holds these bytes; otherwise it stays and the status says why |
 //! | network error, timeout, 5xx, 429, `SlowDown` | retry with capped exponential backoff, full jitter |
-//! | expired URL (`AccessDenied` "Request has expired"), `RequestTimeTooSkewed` | correct the clock offset from the `Date` header, sign again, retry at once |
+//! | expired URL (`AccessDenied` "Request has expired", R2's `ExpiredRequest`, Garage's "Date is too old"), not yet valid, `RequestTimeTooSkewed` | correct the clock offset from the `Date` header, sign again, retry at once; with a presign broker (which signs with its own clock) ask for a fresh URL once, then back off naming the broker's clock |
 //! | credential or configuration errors | pause all uploads (with backoff), report the reason; the queue stays |
 //! | `BadDigest` | re-read and verify the local file: retry if sound, quarantine if corrupt |
 //! | other 4xx about this request (e.g. `EntityTooLarge`) | quarantine with the answer as reason |
@@ -504,6 +504,29 @@ impl<U: UrlSource> Uploader<U> {
         clock: &impl Clock,
     ) -> Step {
         self.resigns_in_row += 1;
+        if self.source.signs_with_own_clock() {
+            // The broker signed with its clock: the device's offset changes nothing. A
+            // URL that expired on the way is fixed by a fresh one, once; a skew that
+            // stays is the broker host's clock.
+            if self.resigns_in_row > 1 {
+                return self.retry(
+                    format!(
+                        "{reason} (again with a fresh URL: the presign broker signs with its own clock, which is off from the storage server's; correct the broker host's clock, e.g. with NTP)"
+                    ),
+                    clock,
+                );
+            }
+            self.counters.resigns += 1;
+            log::warn!("{reason}: asking the presign broker for a fresh URL");
+            self.counters.last_error = Some(reason.clone());
+            return Step {
+                event: Event::Resigned {
+                    reason,
+                    offset_secs: self.offset_secs,
+                },
+                next: Next::Now,
+            };
+        }
         let Some(server) = server_date.filter(|_| self.resigns_in_row <= self.config.max_resigns)
         else {
             return self.retry(

@@ -61,6 +61,13 @@ pub trait UrlSource {
         requests: &[PutRequest],
         now: SystemTime,
     ) -> Result<Vec<PresignedPut>, UrlError>;
+
+    /// Whether the URLs are signed elsewhere with another clock (a presign broker): then
+    /// the device's clock offset does not change their signing time, and a clock-skew
+    /// answer is for the signer's host to fix.
+    fn signs_with_own_clock(&self) -> bool {
+        false
+    }
 }
 
 /// Logs, once per process, that this device signs with long-term keys it holds.
@@ -141,5 +148,9 @@ impl UrlSource for AnyUrlSource {
             #[cfg(any(not(target_os = "espidf"), feature = "insecure-static-keys"))]
             Self::LongTermKeys(source) => source.presign(conn, requests, now),
         }
+    }
+
+    fn signs_with_own_clock(&self) -> bool {
+        matches!(self, Self::Broker(_))
     }
 }
