@@ -7,8 +7,8 @@
 //! must be in the bucket exactly once (read back through the S3 API), and the
 //! quarantine must be empty.
 //!
-//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24; the README's
-//! full run uses 200).
+//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24; the full run
+//! in docs/reliability.md uses 200).
 
 mod common;
 
