@@ -11,7 +11,7 @@
 //! check that the final drain holds there too.
 //!
 //! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24, and a third of
-//! that against Garage; the README's full run uses 200).
+//! that against Garage; the full run in docs/reliability.md uses 200).
 
 mod common;
 

@@ -10,7 +10,7 @@
 //! synced every row (every row whose push returned Ok must arrive; none twice).
 //!
 //! `SENSORLAKE_POWER_LOSS_CRASHES=N` sets the crashes per device (default 150; the
-//! README's full run uses 1000).
+//! full run in docs/reliability.md uses 1000).
 
 mod common;
 

@@ -257,11 +257,11 @@ pub struct EncodeOptions {
     pub statistics: Statistics,
 }
 
-/// The defaults follow the benchmark (`sensorlake bench`, README "Performance"): on
+/// The defaults follow the benchmark (`sensorlake bench`, see docs/performance.md): on
 /// 178-row files of real and simulated sensor data LZ4_RAW + BYTE_STREAM_SPLIT floats +
 /// DELTA_BINARY_PACKED timestamps and integers + timestamp-only statistics is the
 /// smallest configuration that needs little memory (LZ4's table is 8 KiB; Snappy's
-/// 32 KiB, gzip's ≈ 320 KiB) and time.
+/// 32 KiB; gzip's deflate state far more, measured in docs/performance.md) and time.
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {

@@ -4,9 +4,9 @@
 //!
 //! Why not the `parquet` crate's `SerializedFileWriter`: for a 178-row file it keeps an
 //! 8 KiB `BufWriter`, builds per-column writers and converts the whole footer to Thrift
-//! structs at close (≈ 32 KB peak heap and ≈ 600 allocations for 14 columns), writes
-//! per-column size statistics and encoding stats nobody prunes with, and costs ≈ 600 KB
-//! of flash. This writer streams pages straight to the output, keeps its scratch
+//! structs at close (several times this writer's peak heap, and hundreds of allocations
+//! per file), writes per-column size statistics and encoding stats nobody prunes with,
+//! and costs far more flash; the measured figures are in docs/performance.md. This writer streams pages straight to the output, keeps its scratch
 //! buffers between files (no allocation once warm), and writes only the footer fields
 //! readers need. Files are checked by the `parquet` crate's reader, pyarrow, DuckDB and
 //! Polars in the tests.
