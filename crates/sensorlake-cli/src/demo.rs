@@ -11,7 +11,7 @@
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,6 +69,18 @@ pub struct DemoConfig {
     /// Devices get URLs from an in-process presign broker (holding only a token each)
     /// instead of signing with keys.
     pub broker: bool,
+    /// Upload to this S3 service instead of starting the embedded server.
+    pub s3: Option<ExternalS3>,
+}
+
+/// An S3 service the demo uploads to instead of its embedded server. Each run writes
+/// under a prefix of its own (`raw/demo-<id>/`), reads that back, and leaves it there.
+#[derive(Debug, Clone)]
+pub struct ExternalS3 {
+    /// Endpoint, bucket, region and address style.
+    pub target: S3Target,
+    /// Keys that may list, read and write the bucket.
+    pub credentials: Credentials,
 }
 
 /// What the broker did in a `--broker` demo.
@@ -98,6 +110,9 @@ pub struct DemoReport {
     /// Whether [`DemoReport::dir`] is still there (`--dir` or `--keep`); a temporary
     /// directory is otherwise removed at the end.
     pub dir_kept: bool,
+    /// With an external S3 service: where this run's objects are (`s3://bucket/prefix/`
+    /// at the endpoint), kept; `dir` is then unused.
+    pub s3_location: Option<String>,
     /// Files uploaded.
     pub files: usize,
     /// Rows generated.
@@ -382,32 +397,43 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     if config.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    let (dir, temp_dir) = prepare_dir(config)?;
-    let access_key = format!("SLDEMO{}", random_hex(14));
-    let secret_key = random_hex(40);
-    let server = S3Server::start(ServerConfig {
-        create_buckets: vec![BUCKET.to_string()],
-        ..ServerConfig::new(dir.clone(), access_key.clone(), secret_key.clone())
-    })?;
-    let target = S3Target {
-        endpoint: server.endpoint(),
-        bucket: BUCKET.to_string(),
-        region: "us-east-1".to_string(),
-        path_style: true,
+    if config.s3.is_some() && (config.dir.is_some() || config.clean) {
+        bail!(
+            "--dir and --clean are for the embedded server; with --endpoint the objects stay in the bucket"
+        );
+    }
+    let (dir, temp_dir) = match config.s3 {
+        None => prepare_dir(config)?,
+        Some(_) => (PathBuf::new(), None),
     };
-    let signer = Signer::new(
-        &target,
-        &Credentials::new(&access_key, &secret_key),
-        sensorlake::presign::DEFAULT_EXPIRY,
-    )?;
-    let template = KeyTemplate::new(config.layout, PREFIX)?;
+    let (server, target, credentials, prefix) = match &config.s3 {
+        None => {
+            let access_key = format!("SLDEMO{}", random_hex(14));
+            let secret_key = random_hex(40);
+            let server = S3Server::start(ServerConfig {
+                create_buckets: vec![BUCKET.to_string()],
+                ..ServerConfig::new(dir.clone(), access_key.clone(), secret_key.clone())
+            })?;
+            let target = S3Target {
+                endpoint: server.endpoint(),
+                bucket: BUCKET.to_string(),
+                region: "us-east-1".to_string(),
+                path_style: true,
+            };
+            let credentials = Credentials::new(&access_key, &secret_key);
+            (Some(server), target, credentials, PREFIX.to_string())
+        }
+        Some(external) => (
+            None,
+            external.target.clone(),
+            external.credentials.clone(),
+            format!("{PREFIX}/demo-{}", random_hex(12)),
+        ),
+    };
+    let signer = Signer::new(&target, &credentials, sensorlake::presign::DEFAULT_EXPIRY)?;
+    let template = KeyTemplate::new(config.layout, &prefix)?;
     let broker = if config.broker {
-        Some(DemoBroker::start(
-            config,
-            &target,
-            &access_key,
-            &secret_key,
-        )?)
+        Some(DemoBroker::start(config, &target, &credentials)?)
     } else {
         None
     };
@@ -471,9 +497,18 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     let upload_time = started.elapsed();
     progress.finish_and_clear();
 
+    let s3_location = config
+        .s3
+        .as_ref()
+        .map(|_| format!("s3://{}/{prefix}/ at {}", target.bucket, target.endpoint));
+    let glob_base = match &config.s3 {
+        None => format!("{}/{BUCKET}/{prefix}", dir.display()),
+        Some(_) => format!("s3://{}/{prefix}", target.bucket),
+    };
     let mut report = DemoReport {
         dir: dir.clone(),
-        dir_kept: true,
+        dir_kept: config.s3.is_none(),
+        s3_location,
         files: runs.iter().map(|r| r.files).sum(),
         rows: runs.iter().map(|r| r.expected.len()).sum(),
         bytes: runs.iter().map(|r| r.bytes).sum(),
@@ -485,7 +520,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         duplicated: 0,
         changed: 0,
         bad_objects: Vec::new(),
-        duckdb_query: duckdb_query(&dir, config.layout),
+        duckdb_query: duckdb_query(&glob_base, config.layout),
         broker: broker.map(|b| b.report(config.devices, config.keep)),
     };
     verify(&signer, &template, runs, &mut report)?;
@@ -510,12 +545,7 @@ struct DemoBroker {
 }
 
 impl DemoBroker {
-    fn start(
-        config: &DemoConfig,
-        target: &S3Target,
-        access_key: &str,
-        secret_key: &str,
-    ) -> Result<Self> {
+    fn start(config: &DemoConfig, target: &S3Target, credentials: &Credentials) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sensorlake-broker-")
             .tempdir()?;
@@ -524,7 +554,7 @@ impl DemoBroker {
             registry.path(),
             dir.path().join("audit.jsonl"),
             target.clone(),
-            Credentials::new(access_key, secret_key),
+            credentials.clone(),
         );
         // Hours of simulated data are uploaded in seconds: no rate limit, and keys as old
         // as the simulated span are accepted.
@@ -664,8 +694,9 @@ fn compare(expected: &[(i64, u64)], actual: &[(i64, u64)]) -> (usize, usize, usi
     (missing, duplicated, changed)
 }
 
-fn duckdb_query(dir: &Path, layout: Layout) -> String {
-    let glob = format!("{}/{BUCKET}/{PREFIX}/**/*.parquet", dir.display());
+/// A DuckDB query over the files under `base` (a directory or an `s3://` prefix).
+fn duckdb_query(base: &str, layout: Layout) -> String {
+    let glob = format!("{base}/**/*.parquet");
     match layout {
         Layout::Hive => format!(
             "SELECT device_id, count(*) AS rows, min(ts) AS first, max(ts) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY device_id ORDER BY device_id;"
@@ -741,7 +772,14 @@ pub fn render_summary(config: &DemoConfig, report: &DemoReport) -> String {
     for bad in &report.bad_objects {
         let _ = writeln!(out, "  bad object: {bad}");
     }
-    if report.dir_kept {
+    if let Some(location) = &report.s3_location {
+        let _ = writeln!(out, "  data      kept in {location}");
+        let _ = writeln!(
+            out,
+            "query it with DuckDB (INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, PROVIDER credential_chain) first):\n  {}",
+            report.duckdb_query
+        );
+    } else if report.dir_kept {
         let _ = writeln!(
             out,
             "  data      {} (objects at <dir>/{BUCKET}/<key>)",

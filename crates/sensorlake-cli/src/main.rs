@@ -241,6 +241,21 @@ struct DemoArgs {
     /// token of its own, instead of signing with keys.
     #[arg(long)]
     broker: bool,
+    /// Upload to this S3 service (http:// or https://) instead of the embedded server,
+    /// with keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. Each
+    /// run writes under a prefix of its own (raw/demo-<id>/), reads it back and leaves it.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Bucket at --endpoint.
+    #[arg(long, default_value = sensorlake_cli::demo::BUCKET, requires = "endpoint")]
+    bucket: String,
+    /// Region the signatures for --endpoint are made for.
+    #[arg(long, default_value = "us-east-1", requires = "endpoint")]
+    region: String,
+    /// Address --endpoint as endpoint/bucket/key instead of bucket.endpoint/key (IP
+    /// endpoints and dotted buckets over https use it anyway).
+    #[arg(long, requires = "endpoint")]
+    path_style: bool,
     #[command(flatten)]
     encoding: EncodingArgs,
 }
@@ -549,6 +564,20 @@ fn demo(args: DemoArgs) -> Result<ExitCode> {
         layout: args.layout,
         seed: args.seed,
         broker: args.broker,
+        s3: match args.endpoint {
+            None => None,
+            Some(endpoint) => Some(sensorlake_cli::demo::ExternalS3 {
+                target: S3Target {
+                    endpoint,
+                    bucket: args.bucket,
+                    region: args.region,
+                    path_style: args.path_style,
+                },
+                credentials: Credentials::from_env().context(
+                    "demo --endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for that service",
+                )?,
+            }),
+        },
     };
     let report = sensorlake_cli::demo::run(&config)?;
     stdout::print(&sensorlake_cli::demo::render_summary(&config, &report))?;
