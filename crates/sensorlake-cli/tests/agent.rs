@@ -405,6 +405,41 @@ fn a_wrong_secret_pauses_uploads_and_the_queue_waits_for_the_right_one() {
 }
 
 #[test]
+fn an_unclassified_answer_is_logged_once_with_its_code_and_message_and_retried() {
+    use sensorlake_cli::fault_proxy::Documented;
+    let lake = Lake::start();
+    let proxy = FaultProxy::start(lake.server.addr(), FaultPlan::pass()).unwrap();
+    proxy.script([Fault::Documented(Documented::Unclassified); 5]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &proxy.endpoint(),
+        &simulate(100),
+        "backoff_initial = \"10ms\"\nbackoff_max = \"50ms\"\n",
+    );
+    let out = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--until-drained",
+    ]);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("TeapotError"))
+        .collect();
+    assert_eq!(warned.len(), 1, "logged once:\n{log}");
+    assert!(
+        warned[0].contains("418") && warned[0].contains("An answer no documentation lists"),
+        "{}",
+        warned[0]
+    );
+    assert_eq!(status(dir.path())["retries"], 5, "each answer was retried");
+    assert_eq!(lake.rows("raw/").rows.len(), 100);
+}
+
+#[test]
 fn a_quarantined_file_is_listed_with_its_reason_and_requeued() {
     let lake = Lake::start();
     let proxy = FaultProxy::start(lake.server.addr(), FaultPlan::pass()).unwrap();
