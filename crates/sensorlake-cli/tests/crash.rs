@@ -10,8 +10,9 @@
 //! The same runs against Garage 2.5.0 (a second, independent S3 server; fewer runs)
 //! check that the final drain holds there too.
 //!
-//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24, and a third of
-//! that against Garage; the full run in docs/reliability.md uses 200).
+//! `SENSORLAKE_CRASH_RUNS=N` sets the number of killed runs (default 24; against Garage
+//! a third of that, at least two per fail point; the full run in docs/reliability.md
+//! uses 200).
 
 mod common;
 
@@ -181,7 +182,9 @@ fn against_garage_every_row_arrives_exactly_once_through_kills_and_network_fault
         access_key: GARAGE_ACCESS_KEY,
         secret_key: GARAGE_SECRET_KEY,
     };
-    crash_and_drain(&backend, runs().div_ceil(3), || garage.rows("raw/"));
+    // Enough runs for every fail point once (a fail point every other run).
+    let runs = runs().div_ceil(3).max(2 * PHASES.len());
+    crash_and_drain(&backend, runs, || garage.rows("raw/"));
 }
 
 /// `runs` killed agent runs and a final `--until-drained` run against `backend`
