@@ -4,6 +4,8 @@ use std::fmt;
 #[cfg(feature = "host")]
 use std::sync::Arc;
 
+use crate::layout::SchemaPreset;
+
 #[cfg(feature = "host")]
 use parquet::basic::{
     IntType, LogicalType, Repetition, TimeUnit as ParquetTimeUnit, TimestampType,
@@ -242,6 +244,25 @@ impl Schema {
             }
         }
         Ok(self)
+    }
+
+    /// The schema with a layout's column conventions (see
+    /// [`crate::layout::KeyLayout::schema_preset`]), validated; unchanged by
+    /// [`SchemaPreset::NONE`].
+    pub fn with_preset(mut self, preset: &SchemaPreset) -> Result<Self, SchemaError> {
+        if *preset == SchemaPreset::NONE {
+            return Ok(self);
+        }
+        if let Some(ts_column) = preset.ts_column {
+            self.ts_column = ts_column.into();
+        }
+        if let Some(ts_unit) = preset.ts_unit {
+            self.ts_unit = ts_unit;
+        }
+        if let Some(device_column) = preset.device_column {
+            self.device_column = Some(device_column.into());
+        }
+        self.validated()
     }
 
     /// Index of the channel with this name.
