@@ -9,7 +9,7 @@
 //! line in the [`layouts!`] list below.
 //!
 //! This module uses only `core` and `alloc` (and no `jiff`), so a future `no_std` core
-//! can own it; `tests/layout_sources.rs` keeps it that way.
+//! can own it; `tests/layouts.rs` keeps it that way.
 
 use alloc::format;
 use alloc::string::String;
