@@ -32,7 +32,7 @@ use sensorlake::broker_client::BrokerClient;
 use sensorlake::clock::SkewedClock;
 use sensorlake::failpoint;
 use sensorlake::journal::JournalConfig;
-use sensorlake::key::Layout;
+use sensorlake::layout::SchemaPreset;
 use sensorlake::pipeline::{
     Pipeline, PipelineConfig, RecordError, Recorder, RecorderStats, Sender,
 };
@@ -362,9 +362,11 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         stdin.as_ref().map(|(h, _)| h.as_str()),
         config.on_bad_row,
     )?;
-    if config.keys.layout() == Layout::OpenSensor {
-        // The network's columns: `timestamp` in ms UTC and a `station_id` string column.
-        schema = Arc::new(sensorlake::opensensor::apply(schema.as_ref().clone())?);
+    // The layout's column conventions (OpenSensor: `timestamp` in ms UTC and a
+    // `station_id` string column; Hive: none).
+    let preset = config.keys.layout().schema_preset();
+    if preset != SchemaPreset::NONE {
+        schema = Arc::new(schema.as_ref().clone().with_preset(&preset)?);
     }
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -34,7 +34,6 @@ use sensorlake::url_source::{AnyUrlSource, UrlSource};
 
 use crate::broker::registry::Registry;
 use crate::broker::{Broker, BrokerConfig};
-use crate::encode_csv::SchemaPreset;
 use crate::http::{HostConnection, HttpConfig};
 use crate::s3client;
 use crate::s3server::{S3Server, ServerConfig};
@@ -411,19 +410,12 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     } else {
         None
     };
-    let preset = match config.layout {
-        Layout::Hive => SchemaPreset::Default,
-        Layout::OpenSensor => SchemaPreset::OpenSensor,
-    };
     let schema = Arc::new(
-        preset
-            .apply(Simulator::schema_for(config.profile))
+        Simulator::schema_for(config.profile)
+            .with_preset(&config.layout.schema_preset())?
             .validated()?,
     );
-    let batch = match config.layout {
-        Layout::Hive => BatchConfig::default(),
-        Layout::OpenSensor => sensorlake::opensensor::batch_config(),
-    };
+    let batch = config.layout.batch_defaults();
     let interval = config.profile.interval_us();
     let rows_per_device = (config.duration.as_micros() as i64 / interval).max(1) as u64;
     let now_us = jiff::Timestamp::now().as_microsecond();
@@ -485,7 +477,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         duplicated: 0,
         changed: 0,
         bad_objects: Vec::new(),
-        duckdb_query: duckdb_query(&dir, config.layout),
+        duckdb_query: duckdb_query(&dir, config.layout, &schema),
         broker: broker.map(|b| b.report(config.devices, config.keep)),
     };
     verify(&signer, &template, runs, &mut report)?;
@@ -664,16 +656,12 @@ fn compare(expected: &[(i64, u64)], actual: &[(i64, u64)]) -> (usize, usize, usi
     (missing, duplicated, changed)
 }
 
-fn duckdb_query(dir: &Path, layout: Layout) -> String {
+fn duckdb_query(dir: &Path, layout: Layout, schema: &Schema) -> String {
     let glob = format!("{}/{BUCKET}/{PREFIX}/**/*.parquet", dir.display());
-    match layout {
-        Layout::Hive => format!(
-            "SELECT device_id, count(*) AS rows, min(ts) AS first, max(ts) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY device_id ORDER BY device_id;"
-        ),
-        Layout::OpenSensor => format!(
-            "SELECT station, count(*) AS rows, min(timestamp) AS first, max(timestamp) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY station ORDER BY station;"
-        ),
-    }
+    let (device, ts) = (layout.device_partition(), &schema.ts_column);
+    format!(
+        "SELECT {device}, count(*) AS rows, min({ts}) AS first, max({ts}) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY {device} ORDER BY {device};"
+    )
 }
 
 /// The summary printed at the end of a demo.

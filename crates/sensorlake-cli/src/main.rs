@@ -12,7 +12,7 @@ use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer};
 use sensorlake::simulate::Profile;
 use sensorlake_cli::demo::DemoConfig;
-use sensorlake_cli::encode_csv::{self, EncodeJob, Output, SchemaPreset};
+use sensorlake_cli::encode_csv::{self, EncodeJob, Output};
 use sensorlake_cli::inspect;
 use sensorlake_cli::s3server::{ServerConfig, serve_until_signal};
 use sensorlake_cli::stdout;
@@ -490,13 +490,8 @@ fn ddl(args: DdlArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}", path.display()))?;
             decoded.batch.schema().as_ref().clone()
         }
-        None => {
-            let schema = sensorlake::simulate::Simulator::schema_for(args.profile);
-            match args.layout {
-                Layout::Hive => schema,
-                Layout::OpenSensor => sensorlake::opensensor::apply(schema)?,
-            }
-        }
+        None => sensorlake::simulate::Simulator::schema_for(args.profile)
+            .with_preset(&args.layout.schema_preset())?,
     };
     let config = sensorlake_cli::ddl::DdlConfig {
         table: args.table,
@@ -570,10 +565,6 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
             "give --output FILE, or --output-dir DIR (with --rows-per-file N for the hive layout)"
         ),
     };
-    let preset = match args.layout {
-        Layout::Hive => SchemaPreset::Default,
-        Layout::OpenSensor => SchemaPreset::OpenSensor,
-    };
     let job = EncodeJob {
         input: args.input,
         output,
@@ -581,7 +572,7 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
         template: KeyTemplate::new(args.layout, &args.prefix)?,
         options: args.encoding.options(),
         types: encode_csv::parse_types(&args.types)?,
-        schema_preset: preset,
+        schema_preset: args.layout.schema_preset(),
     };
     let written = encode_csv::run(&job)?;
     let rows: usize = written.iter().map(|f| f.rows).sum();
