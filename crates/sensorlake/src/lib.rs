@@ -40,6 +40,7 @@ pub mod journal;
 pub mod key;
 pub mod layout;
 pub mod opensensor;
+pub mod options;
 pub mod pipeline;
 pub mod pqread;
 mod pqwrite;

@@ -75,25 +75,13 @@ pub enum WhenFull {
     DropOldest,
 }
 
-impl WhenFull {
-    /// Parses `refuse-new` or `drop-oldest`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "refuse-new" => Ok(Self::RefuseNew),
-            "drop-oldest" => Ok(Self::DropOldest),
-            other => Err(format!(
-                "unknown spool policy {other:?}: expected refuse-new or drop-oldest"
-            )),
-        }
-    }
-
-    /// The name [`WhenFull::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RefuseNew => "refuse-new",
-            Self::DropOldest => "drop-oldest",
-        }
-    }
+crate::named_options! {
+    WhenFull, String, |other| format!(
+        "unknown spool policy {other:?}: expected {}",
+        crate::options::one_of(WhenFull::NAMES)
+    );
+    RefuseNew = "refuse-new",
+    DropOldest = "drop-oldest",
 }
 
 /// Capacity of the spool.

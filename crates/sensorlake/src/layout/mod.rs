@@ -231,11 +231,7 @@ impl Layouts {
     /// The names, as a sentence: `hive or opensensor`.
     pub fn names(self) -> String {
         let names: Vec<&str> = self.0.iter().map(|l| l.name()).collect();
-        match names.split_last() {
-            None => String::new(),
-            Some((last, [])) => String::from(*last),
-            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        }
+        crate::options::one_of(&names)
     }
 }
 
