@@ -372,19 +372,21 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let pipeline_config = PipelineConfig {
-        device_id: config.device_id.clone(),
-        schema: schema.clone(),
-        batch: config.batch.clone(),
-        encode: config.encode,
-        keys: config.keys.clone(),
-        spool: config.spool,
-        journal: config
+    let pipeline_config = PipelineConfig::new(
+        config.device_id.clone(),
+        schema.clone(),
+        config.keys.clone(),
+    )
+    .with_batch(config.batch.clone())
+    .with_encode(config.encode)
+    .with_spool(config.spool)
+    .with_journal(
+        config
             .journal_sync_every
             .map(|sync_every| JournalConfig { sync_every }),
-        upload: config.upload.clone(),
-        seed,
-    };
+    )
+    .with_upload(config.upload.clone())
+    .with_seed(seed);
     let pipeline = Pipeline::open(StdStorage::new(&config.spool_dir), pipeline_config, urls)
         .with_context(|| format!("cannot open spool dir {}", config.spool_dir.display()))?;
     let (recorder, sender) = pipeline.split();

@@ -27,9 +27,8 @@ use sensorlake::pipeline::{Pipeline, PipelineConfig, RecordError, Sender};
 use sensorlake::presign::{Credentials, S3Target, Signer};
 use sensorlake::schema::Schema;
 use sensorlake::simulate::{Profile, Simulator};
-use sensorlake::spool::SpoolConfig;
 use sensorlake::storage::StdStorage;
-use sensorlake::uploader::{Event, Next, UploadConfig};
+use sensorlake::uploader::{Event, Next};
 use sensorlake::url_source::{AnyUrlSource, UrlSource};
 
 use crate::broker::registry::Registry;
@@ -299,17 +298,14 @@ fn drain<U: UrlSource>(
 /// code the agent and the firmware run, with its spool in `spool_dir`.
 fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
     let mut conn = HostConnection::new(HttpConfig::default())?;
-    let config = PipelineConfig {
-        device_id: setup.id.clone(),
-        schema: setup.schema.clone(),
-        batch: setup.batch.clone(),
-        encode: setup.options,
-        keys: setup.template.clone(),
-        spool: SpoolConfig::default(),
-        journal: None,
-        upload: UploadConfig::default(),
-        seed: setup.sim.ts_of(0) as u64,
-    };
+    let config = PipelineConfig::new(
+        setup.id.clone(),
+        setup.schema.clone(),
+        setup.template.clone(),
+    )
+    .with_batch(setup.batch.clone())
+    .with_encode(setup.options)
+    .with_seed(setup.sim.ts_of(0) as u64);
     let pipeline = Pipeline::open(StdStorage::new(&setup.spool_dir), config, setup.source)?;
     let (mut recorder, mut sender) = pipeline.split();
     let unit = setup.schema.ts_unit.micros();

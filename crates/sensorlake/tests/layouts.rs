@@ -79,3 +79,19 @@ fn layout_sources_use_only_core_and_alloc() {
     }
     assert!(files >= 3, "mod.rs and one file per layout");
 }
+
+#[test]
+fn a_pipeline_config_batches_as_its_key_layout_does() {
+    use sensorlake::encode::EncodeOptions;
+    use sensorlake::pipeline::PipelineConfig;
+    let schema = Arc::new(Schema::new(vec![Channel::f32("a")]).unwrap());
+    let id = DeviceId::new("st-1").unwrap();
+    for &layout in BUILT_IN.all() {
+        let keys = KeyTemplate::new(layout, "").unwrap();
+        let config = PipelineConfig::new(id.clone(), schema.clone(), keys).with_seed(7);
+        assert_eq!(config.batch, layout.batch_defaults());
+        assert_eq!(config.encode, EncodeOptions::default());
+        assert!(config.journal.is_none());
+        assert_eq!(config.seed, 7);
+    }
+}
