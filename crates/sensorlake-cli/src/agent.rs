@@ -32,7 +32,7 @@ use sensorlake::broker_client::BrokerClient;
 use sensorlake::clock::SkewedClock;
 use sensorlake::failpoint;
 use sensorlake::journal::JournalConfig;
-use sensorlake::key::Layout;
+use sensorlake::layout::SchemaPreset;
 use sensorlake::pipeline::{
     Pipeline, PipelineConfig, RecordError, Recorder, RecorderStats, Sender,
 };
@@ -363,27 +363,31 @@ pub fn run(config: &AgentConfig, options: &RunOptions) -> Result<Status> {
         stdin.as_ref().map(|(h, _)| h.as_str()),
         config.on_bad_row,
     )?;
-    if config.keys.layout() == Layout::OpenSensor {
-        // The network's columns: `timestamp` in ms UTC and a `station_id` string column.
-        schema = Arc::new(sensorlake::opensensor::apply(schema.as_ref().clone())?);
+    // The layout's column conventions (OpenSensor: `timestamp` in ms UTC and a
+    // `station_id` string column; Hive: none).
+    let preset = config.keys.layout().schema_preset();
+    if preset != SchemaPreset::NONE {
+        schema = Arc::new(schema.as_ref().clone().with_preset(&preset)?);
     }
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let pipeline_config = PipelineConfig {
-        device_id: config.device_id.clone(),
-        schema: schema.clone(),
-        batch: config.batch.clone(),
-        encode: config.encode,
-        keys: config.keys.clone(),
-        spool: config.spool,
-        journal: config
+    let pipeline_config = PipelineConfig::new(
+        config.device_id.clone(),
+        schema.clone(),
+        config.keys.clone(),
+    )
+    .with_batch(config.batch.clone())
+    .with_encode(config.encode)
+    .with_spool(config.spool)
+    .with_journal(
+        config
             .journal_sync_every
             .map(|sync_every| JournalConfig { sync_every }),
-        upload: config.upload.clone(),
-        seed,
-    };
+    )
+    .with_upload(config.upload.clone())
+    .with_seed(seed);
     let pipeline = Pipeline::open(StdStorage::new(&config.spool_dir), pipeline_config, urls)
         .with_context(|| format!("cannot open spool dir {}", config.spool_dir.display()))?;
     let (recorder, sender) = pipeline.split();

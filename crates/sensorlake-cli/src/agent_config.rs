@@ -521,10 +521,7 @@ impl AgentConfig {
         // The OpenSensor preset batches by 15-minute clock windows only (one file per
         // window of a 5 s station); explicit [batch] keys still override.
         let layout = parse_with(&raw.s3.layout, "[s3] layout", Layout::Hive, Layout::parse)?;
-        let defaults = match layout {
-            Layout::Hive => BatchConfig::default(),
-            Layout::OpenSensor => sensorlake::opensensor::batch_config(),
-        };
+        let defaults = layout.batch_defaults();
         let b = &raw.batch;
         let batch = BatchConfig {
             max_rows: check_range(

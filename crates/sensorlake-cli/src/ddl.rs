@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 use sensorlake::key::Layout;
+use sensorlake::layout::PartitionKind;
 use sensorlake::schema::{ChannelType, Schema, TimeUnit};
 
 /// Which engine.
@@ -43,6 +44,9 @@ pub struct DdlConfig {
     /// First day of the `dt` projection (YYYY-MM-DD).
     pub since: String,
 }
+
+/// The last year a `year` partition projects (Athena needs a bounded range).
+const LAST_YEAR: u32 = 2100;
 
 fn valid_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -105,10 +109,7 @@ pub fn render(config: &DdlConfig, engine: Engine) -> Result<String> {
 fn athena(c: &DdlConfig) -> String {
     let base = c.base();
     let mut out = String::new();
-    let device = match c.layout {
-        Layout::Hive => "device_id",
-        Layout::OpenSensor => "station",
-    };
+    let device = c.layout.device_partition();
     let _ = writeln!(
         out,
         "-- Athena / Glue table over {base} ({} layout), partition projection on.",
@@ -136,61 +137,50 @@ fn athena(c: &DdlConfig) -> String {
     }
     let _ = writeln!(out, "{}\n)", columns.join(",\n"));
     let mut props: Vec<(String, String)> = vec![("projection.enabled".into(), "true".into())];
-    let device_props = |props: &mut Vec<(String, String)>| {
-        if c.devices.is_empty() {
-            props.push((format!("projection.{device}.type"), "injected".into()));
-        } else {
-            props.push((format!("projection.{device}.type"), "enum".into()));
-            props.push((format!("projection.{device}.values"), c.devices.join(",")));
+    let partitions = c.layout.partitions();
+    let columns: Vec<String> = partitions
+        .iter()
+        .map(|p| {
+            let ty = match p.kind {
+                PartitionKind::Device | PartitionKind::Date => "string",
+                PartitionKind::Year | PartitionKind::Integer { .. } => "int",
+            };
+            format!("`{}` {ty}", p.name)
+        })
+        .collect();
+    let _ = writeln!(out, "PARTITIONED BY ({})", columns.join(", "));
+    let mut location = base.clone();
+    for p in partitions {
+        let name = p.name;
+        let mut prop = |key: &str, value: String| {
+            props.push((format!("projection.{name}.{key}"), value));
+        };
+        match p.kind {
+            PartitionKind::Device if c.devices.is_empty() => prop("type", "injected".into()),
+            PartitionKind::Device => {
+                prop("type", "enum".into());
+                prop("values", c.devices.join(","));
+            }
+            PartitionKind::Date => {
+                prop("type", "date".into());
+                prop("format", "yyyy-MM-dd".into());
+                prop("range", format!("{},NOW", c.since));
+                prop("interval", "1".into());
+                prop("interval.unit", "DAYS".into());
+            }
+            PartitionKind::Year => {
+                prop("type", "integer".into());
+                prop("range", format!("{},{LAST_YEAR}", &c.since[..4]));
+            }
+            PartitionKind::Integer { min, max, digits } => {
+                prop("type", "integer".into());
+                prop("range", format!("{min},{max}"));
+                prop("digits", digits.to_string());
+            }
         }
-    };
-    match c.layout {
-        Layout::Hive => {
-            let _ = writeln!(
-                out,
-                "PARTITIONED BY (`device_id` string, `dt` string, `hour` int)"
-            );
-            device_props(&mut props);
-            props.extend([
-                ("projection.dt.type".into(), "date".into()),
-                ("projection.dt.format".into(), "yyyy-MM-dd".into()),
-                ("projection.dt.range".into(), format!("{},NOW", c.since)),
-                ("projection.dt.interval".into(), "1".into()),
-                ("projection.dt.interval.unit".into(), "DAYS".into()),
-                ("projection.hour.type".into(), "integer".into()),
-                ("projection.hour.range".into(), "0,23".into()),
-                ("projection.hour.digits".into(), "2".into()),
-                (
-                    "storage.location.template".into(),
-                    format!("{base}device_id=${{device_id}}/dt=${{dt}}/hour=${{hour}}/"),
-                ),
-            ]);
-        }
-        Layout::OpenSensor => {
-            let _ = writeln!(
-                out,
-                "PARTITIONED BY (`station` string, `year` int, `month` int, `day` int)"
-            );
-            device_props(&mut props);
-            let first_year = &c.since[..4];
-            props.extend([
-                ("projection.year.type".into(), "integer".into()),
-                ("projection.year.range".into(), format!("{first_year},2100")),
-                ("projection.month.type".into(), "integer".into()),
-                ("projection.month.range".into(), "1,12".into()),
-                ("projection.month.digits".into(), "2".into()),
-                ("projection.day.type".into(), "integer".into()),
-                ("projection.day.range".into(), "1,31".into()),
-                ("projection.day.digits".into(), "2".into()),
-                (
-                    "storage.location.template".into(),
-                    format!(
-                        "{base}station=${{station}}/year=${{year}}/month=${{month}}/day=${{day}}/"
-                    ),
-                ),
-            ]);
-        }
+        let _ = write!(location, "{name}=${{{name}}}/");
     }
+    props.push(("storage.location.template".into(), location));
     let _ = writeln!(out, "STORED AS PARQUET\nLOCATION '{base}'\nTBLPROPERTIES (");
     let props: Vec<String> = props
         .iter()
@@ -208,12 +198,20 @@ fn duckdb(c: &DdlConfig) -> String {
         "-- DuckDB view over {base} ({} layout). For s3:// locations: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, PROVIDER credential_chain);",
         c.layout.name()
     );
-    let types = match c.layout {
-        Layout::Hive => "{'device_id': VARCHAR, 'dt': DATE, 'hour': INTEGER}",
-        Layout::OpenSensor => {
-            "{'station': VARCHAR, 'year': INTEGER, 'month': INTEGER, 'day': INTEGER}"
-        }
-    };
+    let types: Vec<String> = c
+        .layout
+        .partitions()
+        .iter()
+        .map(|p| {
+            let ty = match p.kind {
+                PartitionKind::Device => "VARCHAR",
+                PartitionKind::Date => "DATE",
+                PartitionKind::Year | PartitionKind::Integer { .. } => "INTEGER",
+            };
+            format!("'{}': {ty}", p.name)
+        })
+        .collect();
+    let types = format!("{{{}}}", types.join(", "));
     let unit = match c.schema.ts_unit {
         TimeUnit::Micros => "microseconds",
         TimeUnit::Millis => "milliseconds",

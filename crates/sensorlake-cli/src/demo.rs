@@ -27,14 +27,12 @@ use sensorlake::pipeline::{Pipeline, PipelineConfig, RecordError, Sender};
 use sensorlake::presign::{Credentials, S3Target, Signer};
 use sensorlake::schema::Schema;
 use sensorlake::simulate::{Profile, Simulator};
-use sensorlake::spool::SpoolConfig;
 use sensorlake::storage::StdStorage;
-use sensorlake::uploader::{Event, Next, UploadConfig};
+use sensorlake::uploader::{Event, Next};
 use sensorlake::url_source::{AnyUrlSource, UrlSource};
 
 use crate::broker::registry::Registry;
 use crate::broker::{Broker, BrokerConfig};
-use crate::encode_csv::SchemaPreset;
 use crate::http::{HostConnection, HttpConfig};
 use crate::s3client;
 use crate::s3server::{S3Server, ServerConfig};
@@ -315,17 +313,14 @@ fn drain<U: UrlSource>(
 /// code the agent and the firmware run, with its spool in `spool_dir`.
 fn run_device(setup: DeviceSetup<'_>) -> Result<DeviceRun> {
     let mut conn = HostConnection::new(HttpConfig::default())?;
-    let config = PipelineConfig {
-        device_id: setup.id.clone(),
-        schema: setup.schema.clone(),
-        batch: setup.batch.clone(),
-        encode: setup.options,
-        keys: setup.template.clone(),
-        spool: SpoolConfig::default(),
-        journal: None,
-        upload: UploadConfig::default(),
-        seed: setup.sim.ts_of(0) as u64,
-    };
+    let config = PipelineConfig::new(
+        setup.id.clone(),
+        setup.schema.clone(),
+        setup.template.clone(),
+    )
+    .with_batch(setup.batch.clone())
+    .with_encode(setup.options)
+    .with_seed(setup.sim.ts_of(0) as u64);
     let pipeline = Pipeline::open(StdStorage::new(&setup.spool_dir), config, setup.source)?;
     let (mut recorder, mut sender) = pipeline.split();
     let unit = setup.schema.ts_unit.micros();
@@ -437,19 +432,12 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     } else {
         None
     };
-    let preset = match config.layout {
-        Layout::Hive => SchemaPreset::Default,
-        Layout::OpenSensor => SchemaPreset::OpenSensor,
-    };
     let schema = Arc::new(
-        preset
-            .apply(Simulator::schema_for(config.profile))
+        Simulator::schema_for(config.profile)
+            .with_preset(&config.layout.schema_preset())?
             .validated()?,
     );
-    let batch = match config.layout {
-        Layout::Hive => BatchConfig::default(),
-        Layout::OpenSensor => sensorlake::opensensor::batch_config(),
-    };
+    let batch = config.layout.batch_defaults();
     let interval = config.profile.interval_us();
     let rows_per_device = (config.duration.as_micros() as i64 / interval).max(1) as u64;
     let now_us = jiff::Timestamp::now().as_microsecond();
@@ -520,7 +508,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         duplicated: 0,
         changed: 0,
         bad_objects: Vec::new(),
-        duckdb_query: duckdb_query(&glob_base, config.layout),
+        duckdb_query: duckdb_query(&glob_base, config.layout, &schema),
         broker: broker.map(|b| b.report(config.devices, config.keep)),
     };
     verify(&signer, &template, runs, &mut report)?;
@@ -695,16 +683,12 @@ fn compare(expected: &[(i64, u64)], actual: &[(i64, u64)]) -> (usize, usize, usi
 }
 
 /// A DuckDB query over the files under `base` (a directory or an `s3://` prefix).
-fn duckdb_query(base: &str, layout: Layout) -> String {
+fn duckdb_query(base: &str, layout: Layout, schema: &Schema) -> String {
     let glob = format!("{base}/**/*.parquet");
-    match layout {
-        Layout::Hive => format!(
-            "SELECT device_id, count(*) AS rows, min(ts) AS first, max(ts) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY device_id ORDER BY device_id;"
-        ),
-        Layout::OpenSensor => format!(
-            "SELECT station, count(*) AS rows, min(timestamp) AS first, max(timestamp) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY station ORDER BY station;"
-        ),
-    }
+    let (device, ts) = (layout.device_partition(), &schema.ts_column);
+    format!(
+        "SELECT {device}, count(*) AS rows, min({ts}) AS first, max({ts}) AS last FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY {device} ORDER BY {device};"
+    )
 }
 
 /// The summary printed at the end of a demo.

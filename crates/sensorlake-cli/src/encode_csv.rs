@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use sensorlake::batch::{Batch, BatchConfig, Batcher};
 use sensorlake::encode::{EncodeOptions, Encoder, FileMetadata};
 use sensorlake::key::{DeviceId, KeyTemplate, Layout};
+use sensorlake::layout::SchemaPreset;
 use sensorlake::schema::{ChannelType, Schema};
 
 use crate::fsutil::write_atomically;
@@ -48,28 +49,9 @@ pub struct EncodeJob {
     pub options: EncodeOptions,
     /// Channel type overrides (`--types name=i32`).
     pub types: Vec<(String, ChannelType)>,
-    /// For the OpenSensor preset: rename the timestamp column and add `station_id`.
+    /// Column conventions, usually the layout's (OpenSensor: rename the timestamp
+    /// column and add `station_id`).
     pub schema_preset: SchemaPreset,
-}
-
-/// Column naming conventions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaPreset {
-    /// `ts` in microseconds.
-    Default,
-    /// `timestamp` in milliseconds plus a `station_id` string column (OpenSensor.Space).
-    OpenSensor,
-}
-
-impl SchemaPreset {
-    /// Applies the preset's column conventions to `schema` (see `sensorlake::opensensor`).
-    pub fn apply(self, schema: Schema) -> Schema {
-        match self {
-            Self::Default => schema,
-            // Invalid names surface when the caller validates the schema.
-            Self::OpenSensor => sensorlake::opensensor::apply(schema.clone()).unwrap_or(schema),
-        }
-    }
 }
 
 /// One file written.
@@ -112,9 +94,9 @@ pub fn run(job: &EncodeJob) -> Result<Vec<WrittenFile>> {
         }
     }
     let schema = Arc::new(
-        job.schema_preset
-            .apply(schema)
-            .validated()
+        schema
+            .with_preset(&job.schema_preset)
+            .and_then(Schema::validated)
             .with_context(|| format!("{source}: bad header"))?,
     );
     let rows = sensorlake::csv::read_rows(&text, &schema).map_err(|e| e.in_source(&source))?;
@@ -183,28 +165,30 @@ fn check_distinct_keys(batches: &[Batch], keys: &[String], source: &str) -> Resu
     Ok(())
 }
 
-/// How rows are cut into files under `--output-dir`: the OpenSensor preset's windows
-/// (as `demo` and the agent cut them), or every `rows_per_file` rows.
+/// How rows are cut into files under `--output-dir`: the windows of a layout that
+/// batches by window (OpenSensor, as `demo` and the agent cut them; `rows_per_file` a
+/// size limit), or else every `rows_per_file` rows (the ages of rows in a CSV file mean
+/// nothing).
 fn batch_config(layout: Layout, rows_per_file: Option<usize>) -> Result<BatchConfig> {
     if rows_per_file == Some(0) {
         bail!("--rows-per-file must be at least 1");
     }
-    let config = match (layout, rows_per_file) {
-        (Layout::OpenSensor, rows) => {
-            let preset = sensorlake::opensensor::batch_config();
-            BatchConfig {
-                max_rows: rows.unwrap_or(preset.max_rows),
-                ..preset
-            }
-        }
-        (Layout::Hive, Some(rows)) => BatchConfig {
+    let defaults = layout.batch_defaults();
+    let config = match (defaults.window, rows_per_file) {
+        (Some(_), rows) => BatchConfig {
+            max_rows: rows.unwrap_or(defaults.max_rows),
+            ..defaults
+        },
+        (None, Some(rows)) => BatchConfig {
             max_rows: rows,
             max_age: None,
-            window: None,
-            ..BatchConfig::default()
+            ..defaults
         },
-        (Layout::Hive, None) => {
-            bail!("--output-dir with the hive layout needs --rows-per-file N")
+        (None, None) => {
+            bail!(
+                "--output-dir with the {} layout needs --rows-per-file N",
+                layout.name()
+            )
         }
     };
     // Every closed batch is taken at once: nothing waits.

@@ -12,7 +12,7 @@ use sensorlake::key::{DeviceId, KeyTemplate, Layout};
 use sensorlake::presign::{Credentials, PutRequest, S3Target, Signer};
 use sensorlake::simulate::Profile;
 use sensorlake_cli::demo::DemoConfig;
-use sensorlake_cli::encode_csv::{self, EncodeJob, Output, SchemaPreset};
+use sensorlake_cli::encode_csv::{self, EncodeJob, Output};
 use sensorlake_cli::inspect;
 use sensorlake_cli::s3server::{ServerConfig, serve_until_signal};
 use sensorlake_cli::stdout;
@@ -135,10 +135,10 @@ struct DdlArgs {
     #[arg(long, default_value = "sensor_readings")]
     table: String,
     /// Key layout: hive or opensensor.
-    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    #[arg(long, default_value_t = Layout::default())]
     layout: Layout,
     /// Columns of a simulator profile (enviro, imu, imu-raw) ...
-    #[arg(long, default_value = "enviro", value_parser = parse_profile)]
+    #[arg(long, default_value_t = Profile::Enviro)]
     profile: Profile,
     /// ... or of this Parquet file written by sensorlake.
     #[arg(long)]
@@ -159,20 +159,20 @@ struct DdlArgs {
 #[derive(Debug, Clone, Args)]
 struct EncodingArgs {
     /// Page compression: none, snappy, lz4 (Parquet LZ4_RAW), gzip, zstd (host only).
-    #[arg(long, default_value = "lz4", value_parser = parse_codec)]
+    #[arg(long, default_value_t = EncodeOptions::DEFAULT.codec)]
     codec: Codec,
     /// Float channel encoding: plain, dictionary, byte-stream-split.
-    #[arg(long, default_value = "byte-stream-split", value_parser = parse_float_encoding)]
+    #[arg(long, default_value_t = EncodeOptions::DEFAULT.float_encoding)]
     float_encoding: FloatEncoding,
     /// Timestamp encoding: plain, delta.
-    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
+    #[arg(long, default_value_t = EncodeOptions::DEFAULT.ts_encoding)]
     ts_encoding: IntEncoding,
     /// Integer channel encoding: plain, delta.
-    #[arg(long, default_value = "delta", value_parser = parse_int_encoding)]
+    #[arg(long, default_value_t = EncodeOptions::DEFAULT.int_encoding)]
     int_encoding: IntEncoding,
     /// Statistics: none, timestamp (min/max of the timestamp only, for file pruning),
     /// chunk (every column, per file), page (plus column/offset indexes).
-    #[arg(long, default_value = "timestamp", value_parser = parse_statistics)]
+    #[arg(long, default_value_t = EncodeOptions::DEFAULT.statistics)]
     statistics: Statistics,
 }
 
@@ -188,21 +188,6 @@ impl EncodingArgs {
     }
 }
 
-fn parse_codec(s: &str) -> Result<Codec, String> {
-    Codec::parse(s).map_err(|e| e.to_string())
-}
-fn parse_float_encoding(s: &str) -> Result<FloatEncoding, String> {
-    FloatEncoding::parse(s).map_err(|e| e.to_string())
-}
-fn parse_int_encoding(s: &str) -> Result<IntEncoding, String> {
-    IntEncoding::parse(s).map_err(|e| e.to_string())
-}
-fn parse_statistics(s: &str) -> Result<Statistics, String> {
-    Statistics::parse(s).map_err(|e| e.to_string())
-}
-fn parse_layout(s: &str) -> Result<Layout, String> {
-    Layout::parse(s).map_err(|e| e.to_string())
-}
 fn parse_device_id(s: &str) -> Result<DeviceId, String> {
     DeviceId::new(s).map_err(|e| e.to_string())
 }
@@ -218,7 +203,7 @@ struct DemoArgs {
     duration: Duration,
     /// enviro (environmental station every 5 s), imu (14 float channels at 64 Hz) or
     /// imu-raw (the same 14 channels as i16 raw counts with scales).
-    #[arg(long, default_value = "enviro", value_parser = parse_profile)]
+    #[arg(long, default_value_t = Profile::Enviro)]
     profile: Profile,
     /// The server's data directory (objects at DIR/<bucket>/<key>), kept after the run.
     /// Without it a fresh temporary directory is used and removed at the end (see --keep).
@@ -232,7 +217,7 @@ struct DemoArgs {
     #[arg(long)]
     clean: bool,
     /// Key layout and column conventions: hive (default) or opensensor.
-    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    #[arg(long, default_value_t = Layout::default())]
     layout: Layout,
     /// Seed of the simulated signals.
     #[arg(long, default_value_t = 1)]
@@ -282,10 +267,6 @@ struct ServeArgs {
     region: String,
 }
 
-fn parse_profile(s: &str) -> Result<Profile, String> {
-    Profile::parse(s)
-}
-
 #[derive(Debug, Args)]
 struct EncodeArgs {
     /// CSV input: header `timestamp,<channel>,...`; timestamps RFC 3339 or integer µs.
@@ -309,7 +290,7 @@ struct EncodeArgs {
     #[arg(long, default_value = "")]
     prefix: String,
     /// Key layout and column conventions: hive (default) or opensensor.
-    #[arg(long, default_value = "hive", value_parser = parse_layout)]
+    #[arg(long, default_value_t = Layout::default())]
     layout: Layout,
     /// Channel types by name, overriding inference: e.g. `acc_x=i16,temp=f32`.
     #[arg(long, default_value = "")]
@@ -505,13 +486,8 @@ fn ddl(args: DdlArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}", path.display()))?;
             decoded.batch.schema().as_ref().clone()
         }
-        None => {
-            let schema = sensorlake::simulate::Simulator::schema_for(args.profile);
-            match args.layout {
-                Layout::Hive => schema,
-                Layout::OpenSensor => sensorlake::opensensor::apply(schema)?,
-            }
-        }
+        None => sensorlake::simulate::Simulator::schema_for(args.profile)
+            .with_preset(&args.layout.schema_preset())?,
     };
     let config = sensorlake_cli::ddl::DdlConfig {
         table: args.table,
@@ -599,10 +575,6 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
             "give --output FILE, or --output-dir DIR (with --rows-per-file N for the hive layout)"
         ),
     };
-    let preset = match args.layout {
-        Layout::Hive => SchemaPreset::Default,
-        Layout::OpenSensor => SchemaPreset::OpenSensor,
-    };
     let job = EncodeJob {
         input: args.input,
         output,
@@ -610,7 +582,7 @@ fn encode(args: EncodeArgs) -> Result<ExitCode> {
         template: KeyTemplate::new(args.layout, &args.prefix)?,
         options: args.encoding.options(),
         types: encode_csv::parse_types(&args.types)?,
-        schema_preset: preset,
+        schema_preset: args.layout.schema_preset(),
     };
     let written = encode_csv::run(&job)?;
     let rows: usize = written.iter().map(|f| f.rows).sum();

@@ -32,15 +32,12 @@ pub enum OnBadRow {
     Skip,
 }
 
-impl OnBadRow {
-    /// Parses `stop` or `skip` (`[source] on_bad_row`).
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "stop" => Ok(Self::Stop),
-            "skip" => Ok(Self::Skip),
-            other => bail!("[source] on_bad_row: {other:?} is not \"stop\" or \"skip\""),
-        }
-    }
+sensorlake::named_options! {
+    OnBadRow, anyhow::Error, |other| anyhow::anyhow!(
+        "[source] on_bad_row: {other:?} is not \"stop\" or \"skip\""
+    );
+    Stop = "stop",
+    Skip = "skip",
 }
 
 /// A row that cannot be stored: an error (stop) or a logged, counted skip.

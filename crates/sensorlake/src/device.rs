@@ -144,17 +144,16 @@ where
     let schema = sensors.schema().clone();
     let pipeline = Pipeline::open(
         storage.clone(),
-        PipelineConfig {
-            device_id: config.device_id.clone(),
-            schema: schema.clone(),
-            batch: config.batch.clone(),
-            encode: config.encode,
-            keys: config.keys.clone(),
-            spool: config.spool,
-            journal: None,
-            upload: config.upload.clone(),
-            seed: config.seed,
-        },
+        PipelineConfig::new(
+            config.device_id.clone(),
+            schema.clone(),
+            config.keys.clone(),
+        )
+        .with_batch(config.batch.clone())
+        .with_encode(config.encode)
+        .with_spool(config.spool)
+        .with_upload(config.upload.clone())
+        .with_seed(config.seed),
         urls,
     )
     .map_err(DeviceError::Pipeline)?;

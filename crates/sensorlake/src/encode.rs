@@ -72,31 +72,6 @@ impl Codec {
     /// Every codec, in table order.
     pub const ALL: [Codec; 5] = [Self::None, Self::Snappy, Self::Lz4, Self::Gzip, Self::Zstd];
 
-    /// Parses `none`, `snappy`, `lz4`, `gzip` or `zstd`.
-    pub fn parse(text: &str) -> Result<Self, EncodeError> {
-        match text {
-            "none" | "uncompressed" => Ok(Self::None),
-            "snappy" => Ok(Self::Snappy),
-            "lz4" | "lz4_raw" => Ok(Self::Lz4),
-            "gzip" => Ok(Self::Gzip),
-            "zstd" => Ok(Self::Zstd),
-            other => Err(EncodeError::BadOption(format!(
-                "unknown codec {other:?}: expected none, snappy, lz4, gzip or zstd"
-            ))),
-        }
-    }
-
-    /// The name [`Codec::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Snappy => "snappy",
-            Self::Lz4 => "lz4",
-            Self::Gzip => "gzip",
-            Self::Zstd => "zstd",
-        }
-    }
-
     /// Whether this build can write the codec (it is a cargo feature).
     pub fn is_available(self) -> bool {
         match self {
@@ -122,6 +97,18 @@ impl Codec {
     }
 }
 
+crate::named_options! {
+    Codec, EncodeError, |other| EncodeError::BadOption(format!(
+        "unknown codec {other:?}: expected {}",
+        crate::options::one_of(Codec::NAMES)
+    ));
+    None = "none" | "uncompressed",
+    Snappy = "snappy",
+    Lz4 = "lz4" | "lz4_raw",
+    Gzip = "gzip",
+    Zstd = "zstd",
+}
+
 /// Encoding of float channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatEncoding {
@@ -136,27 +123,16 @@ pub enum FloatEncoding {
 impl FloatEncoding {
     /// Every float encoding, in table order.
     pub const ALL: [FloatEncoding; 3] = [Self::Plain, Self::Dictionary, Self::ByteStreamSplit];
+}
 
-    /// Parses `plain`, `dictionary` or `byte-stream-split`.
-    pub fn parse(text: &str) -> Result<Self, EncodeError> {
-        match text {
-            "plain" => Ok(Self::Plain),
-            "dictionary" | "dict" => Ok(Self::Dictionary),
-            "byte-stream-split" | "bss" => Ok(Self::ByteStreamSplit),
-            other => Err(EncodeError::BadOption(format!(
-                "unknown float encoding {other:?}: expected plain, dictionary or byte-stream-split"
-            ))),
-        }
-    }
-
-    /// The name [`FloatEncoding::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plain => "plain",
-            Self::Dictionary => "dictionary",
-            Self::ByteStreamSplit => "byte-stream-split",
-        }
-    }
+crate::named_options! {
+    FloatEncoding, EncodeError, |other| EncodeError::BadOption(format!(
+        "unknown float encoding {other:?}: expected {}",
+        crate::options::one_of(FloatEncoding::NAMES)
+    ));
+    Plain = "plain",
+    Dictionary = "dictionary" | "dict",
+    ByteStreamSplit = "byte-stream-split" | "bss",
 }
 
 /// Encoding of the timestamp column and of integer channels.
@@ -172,25 +148,6 @@ impl IntEncoding {
     /// Both integer encodings, in table order.
     pub const ALL: [IntEncoding; 2] = [Self::Plain, Self::Delta];
 
-    /// Parses `plain` or `delta`.
-    pub fn parse(text: &str) -> Result<Self, EncodeError> {
-        match text {
-            "plain" => Ok(Self::Plain),
-            "delta" => Ok(Self::Delta),
-            other => Err(EncodeError::BadOption(format!(
-                "unknown integer encoding {other:?}: expected plain or delta"
-            ))),
-        }
-    }
-
-    /// The name [`IntEncoding::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plain => "plain",
-            Self::Delta => "delta",
-        }
-    }
-
     #[cfg(feature = "host")]
     fn to_parquet(self) -> Encoding {
         match self {
@@ -198,6 +155,15 @@ impl IntEncoding {
             Self::Delta => Encoding::DELTA_BINARY_PACKED,
         }
     }
+}
+
+crate::named_options! {
+    IntEncoding, EncodeError, |other| EncodeError::BadOption(format!(
+        "unknown integer encoding {other:?}: expected {}",
+        crate::options::one_of(IntEncoding::NAMES)
+    ));
+    Plain = "plain",
+    Delta = "delta",
 }
 
 /// Which min/max statistics the file carries.
@@ -217,29 +183,17 @@ pub enum Statistics {
 impl Statistics {
     /// Every level, in table order.
     pub const ALL: [Statistics; 4] = [Self::None, Self::Timestamp, Self::Chunk, Self::Page];
+}
 
-    /// Parses `none`, `timestamp` (alias `ts`), `chunk` or `page`.
-    pub fn parse(text: &str) -> Result<Self, EncodeError> {
-        match text {
-            "none" => Ok(Self::None),
-            "timestamp" | "ts" => Ok(Self::Timestamp),
-            "chunk" => Ok(Self::Chunk),
-            "page" => Ok(Self::Page),
-            other => Err(EncodeError::BadOption(format!(
-                "unknown statistics level {other:?}: expected none, timestamp, chunk or page"
-            ))),
-        }
-    }
-
-    /// The name [`Statistics::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Timestamp => "timestamp",
-            Self::Chunk => "chunk",
-            Self::Page => "page",
-        }
-    }
+crate::named_options! {
+    Statistics, EncodeError, |other| EncodeError::BadOption(format!(
+        "unknown statistics level {other:?}: expected {}",
+        crate::options::one_of(Statistics::NAMES)
+    ));
+    None = "none",
+    Timestamp = "timestamp" | "ts",
+    Chunk = "chunk",
+    Page = "page",
 }
 
 /// How files are encoded.
@@ -262,15 +216,21 @@ pub struct EncodeOptions {
 /// DELTA_BINARY_PACKED timestamps and integers + timestamp-only statistics is the
 /// smallest configuration that needs little memory (LZ4's table is 8 KiB; Snappy's
 /// 32 KiB; gzip's deflate state far more, measured in docs/performance.md) and time.
+impl EncodeOptions {
+    /// The defaults, chosen by the benchmark on real data: what [`Default`] gives and
+    /// what the CLI's encoding flags default to.
+    pub const DEFAULT: Self = Self {
+        codec: Codec::Lz4,
+        float_encoding: FloatEncoding::ByteStreamSplit,
+        ts_encoding: IntEncoding::Delta,
+        int_encoding: IntEncoding::Delta,
+        statistics: Statistics::Timestamp,
+    };
+}
+
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self {
-            codec: Codec::Lz4,
-            float_encoding: FloatEncoding::ByteStreamSplit,
-            ts_encoding: IntEncoding::Delta,
-            int_encoding: IntEncoding::Delta,
-            statistics: Statistics::Timestamp,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -1,14 +1,9 @@
 //! The object key of a batch: a pure function of the batch, so a retried upload writes
 //! the same bytes to the same key and a different batch never lands on another's key.
 //!
-//! Default (Hive) layout, all UTC:
-//! `{prefix}/device_id={id}/dt={YYYY-MM-DD}/hour={HH}/{first_ts_us}-{hash8}.parquet`
-//!
-//! OpenSensor.Space layout:
-//! `{prefix}/station={id}/year={YYYY}/month={MM}/day={DD}/data_{HHMM}.parquet`, where HHMM
-//! is the end of the batch's clock-aligned window; a batch that does not hold its whole
-//! window (cut early by a shutdown, a restart or the size limit) is named
-//! `data_{HHMM}_{hash8}.parquet`.
+//! `{prefix}/` then what the [`Layout`] renders (see [`crate::layout`]): by default
+//! (Hive, all UTC)
+//! `{prefix}/device_id={id}/dt={YYYY-MM-DD}/hour={HH}/{first_ts_us}-{hash8}.parquet`.
 //!
 //! `hash8` is the first 8 hex digits of SHA-256 over the batch in this canonical form
 //! (stable across library versions):
@@ -29,7 +24,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::batch::{Batch, ColumnValues};
-use crate::civil::{self, Utc};
+use crate::civil;
+use crate::layout::{KeyFacts, is_hash8, rfc3339};
 use crate::schema::Schema;
 
 /// A validated device id: `[A-Za-z0-9_-]{1,64}` (UUIDs fit), never a path.
@@ -62,33 +58,7 @@ impl fmt::Display for DeviceId {
     }
 }
 
-/// Which key layout (and file naming) to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// `device_id=/dt=/hour=` partitions, `{first_ts_us}-{hash8}.parquet` names.
-    Hive,
-    /// The OpenSensor.Space lake: `station=/year=/month=/day=`, `data_{HHMM}.parquet`.
-    OpenSensor,
-}
-
-impl Layout {
-    /// Parses `hive` (alias `default`) or `opensensor`.
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
-        match text {
-            "hive" | "default" => Ok(Self::Hive),
-            "opensensor" => Ok(Self::OpenSensor),
-            other => Err(KeyError::BadLayout(other.to_string())),
-        }
-    }
-
-    /// The name [`Layout::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Hive => "hive",
-            Self::OpenSensor => "opensensor",
-        }
-    }
-}
+pub use crate::layout::Layout;
 
 /// An invalid id, prefix or layout name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +87,11 @@ impl fmt::Display for KeyError {
                 f,
                 "key prefix {p:?} is not allowed: use segments of [A-Za-z0-9 _.=+-] separated by '/', no '.' or '..' segments, no leading or trailing '/', at most 200 characters"
             ),
-            Self::BadLayout(l) => write!(f, "unknown layout {l:?}: expected hive or opensensor"),
+            Self::BadLayout(l) => write!(
+                f,
+                "unknown layout {l:?}: expected {}",
+                crate::layout::BUILT_IN.names()
+            ),
             Self::EmptyBatch => write!(f, "an empty batch has no key"),
             Self::BadTimestamp(ts) => write!(
                 f,
@@ -175,95 +149,65 @@ impl KeyTemplate {
 
     /// The object key of `batch` for `device`.
     pub fn render(&self, device: &DeviceId, batch: &Batch) -> Result<String, KeyError> {
-        let first = batch.first_ts_us().ok_or(KeyError::EmptyBatch)?;
-        if let Some(&bad) = batch.timestamps().iter().find(|&&t| !civil::in_range(t)) {
-            return Err(KeyError::BadTimestamp(bad));
-        }
         let hash8 = hash8(batch);
-        let c = Utc::of(first);
+        let facts = key_facts(batch, &hash8)?;
         let mut key = String::with_capacity(128);
         if !self.prefix.is_empty() {
             key.push_str(&self.prefix);
             key.push('/');
         }
-        match self.layout {
-            Layout::Hive => {
-                key.push_str(&format!(
-                    "device_id={device}/dt={:04}-{:02}-{:02}/hour={:02}/{first}-{hash8}.parquet",
-                    c.year, c.month, c.day, c.hour
-                ));
-            }
-            Layout::OpenSensor => {
-                // The window end names the file; without windows, the first row's minute.
-                // (The last window of 9999-12-31 ends at 10000-01-01T00:00: `0000`.)
-                let end = batch.window().map_or(first, |(_, end)| end);
-                let e = Utc::of(end);
-                key.push_str(&format!(
-                    "station={device}/year={:04}/month={:02}/day={:02}/data_{:02}{:02}",
-                    c.year, c.month, c.day, e.hour, e.minute
-                ));
-                if !batch.is_whole_window() {
-                    key.push('_');
-                    key.push_str(&hash8);
-                }
-                key.push_str(".parquet");
-            }
-        }
+        self.layout.render(&mut key, device, &facts);
         Ok(key)
+    }
+
+    /// Checks that `key` is where `batch` of `device` belongs, for rows read back from a
+    /// file (whose cut, and so whether its name was plain or hashed, is unknown): the
+    /// key [`KeyTemplate::render`] gives, or one [`KeyTemplate::parse`] reads as this
+    /// device's, whose hash (if the name has one) is the rows' hash, whose time range
+    /// holds the first row, and whose layout accepts the rows
+    /// ([`crate::layout::KeyLayout::check_rows`]).
+    pub fn check(&self, key: &str, device: &DeviceId, batch: &Batch) -> Result<(), String> {
+        if self.render(device, batch).map_err(|e| e.to_string())? == key {
+            return Ok(());
+        }
+        let hash8 = hash8(batch);
+        let facts = key_facts(batch, &hash8).map_err(|e| e.to_string())?;
+        let parsed = self.parse(key).map_err(|e| e.to_string())?;
+        if &parsed.device != device {
+            return Err(KeyRefusal::OtherDevice {
+                expected: device.clone(),
+                found: parsed.device,
+            }
+            .to_string());
+        }
+        if let Some(hash) = parsed.hash8.as_deref().filter(|&h| h != hash8) {
+            return Err(format!("hash {hash:?} is not the rows' hash {hash8}"));
+        }
+        if !(parsed.earliest_us..=parsed.latest_us).contains(&facts.first_us) {
+            return Err(format!(
+                "the first row ({}) is outside the key's time range {} .. {}",
+                rfc3339(facts.first_us),
+                rfc3339(parsed.earliest_us),
+                rfc3339(parsed.latest_us)
+            ));
+        }
+        self.layout.check_rows(&parsed, &facts)
     }
 }
 
-impl KeyTemplate {
-    /// Checks that `key` is where `batch` of `device` belongs. For the Hive layout that
-    /// is exactly [`KeyTemplate::render`]; for the OpenSensor layout (whose plain names
-    /// depend on how the batch was cut) the partitions must be the batch's, a hashed
-    /// name must carry the batch's hash, and the window end must follow every row by at
-    /// most one hour.
-    pub fn check(&self, key: &str, device: &DeviceId, batch: &Batch) -> Result<(), String> {
-        let rendered = self.render(device, batch).map_err(|e| e.to_string())?;
-        if self.layout == Layout::Hive || rendered == key {
-            return if rendered == key {
-                Ok(())
-            } else {
-                Err(format!("expected key {rendered:?}"))
-            };
-        }
-        let dir_len = rendered.rfind('/').map_or(0, |i| i + 1);
-        let (dir, name) = key.split_at(key.rfind('/').map_or(0, |i| i + 1));
-        if dir != &rendered[..dir_len] {
-            return Err(format!("partitions should be {:?}", &rendered[..dir_len]));
-        }
-        let stem = name
-            .strip_prefix("data_")
-            .and_then(|n| n.strip_suffix(".parquet"))
-            .ok_or_else(|| format!("file name {name:?} is not data_HHMM[_hash8].parquet"))?;
-        let (hhmm, hash) = stem.split_at(stem.len().min(4));
-        if !hash.is_empty() && hash != format!("_{}", hash8(batch)) {
-            return Err(format!(
-                "hash {hash:?} is not the rows' hash {}",
-                hash8(batch)
-            ));
-        }
-        let (h, m) = (hhmm.get(..2), hhmm.get(2..));
-        let minutes = match (
-            h.and_then(|h| h.parse::<i64>().ok()),
-            m.and_then(|m| m.parse::<i64>().ok()),
-        ) {
-            (Some(h), Some(m)) if h < 24 && m < 60 => h * 60 + m,
-            _ => return Err(format!("{hhmm:?} is not HHMM")),
-        };
-        let first = batch.first_ts_us().ok_or("empty batch")?;
-        let day_start = first - first.rem_euclid(86_400_000_000);
-        let mut end = day_start + minutes * 60_000_000;
-        if end <= first {
-            end += 86_400_000_000; // data_0000 closes the day's last window
-        }
-        let last = batch.timestamps().iter().copied().max().unwrap_or(first);
-        if last >= end || end - first > 3_600_000_000 {
-            return Err(format!("window end {hhmm} does not follow the rows"));
-        }
-        Ok(())
+/// What the layout may use of `batch` to name it; `hash8` is the rows' hash.
+fn key_facts<'a>(batch: &Batch, hash8: &'a str) -> Result<KeyFacts<'a>, KeyError> {
+    let first = batch.first_ts_us().ok_or(KeyError::EmptyBatch)?;
+    if let Some(&bad) = batch.timestamps().iter().find(|&&t| !civil::in_range(t)) {
+        return Err(KeyError::BadTimestamp(bad));
     }
+    Ok(KeyFacts {
+        first_us: first,
+        last_us: batch.timestamps().iter().copied().max().unwrap_or(first),
+        window_end_us: batch.window().map(|(_, end)| end),
+        whole_window: batch.is_whole_window(),
+        hash8,
+    })
 }
 
 /// How far from now a key's timestamp may be for [`KeyTemplate::validate_for`]: backlogs
@@ -298,6 +242,15 @@ pub struct ParsedKey {
     pub latest_us: i64,
     /// The rows' hash, when the name carries one.
     pub hash8: Option<String>,
+}
+
+impl ParsedKey {
+    /// Whether the name carries the rows' hash (so a file with other rows never gets
+    /// this key): always for the Hive layout, for the OpenSensor layout only for
+    /// batches cut before their window's end.
+    pub fn carries_rows_hash(&self) -> bool {
+        self.hash8.is_some()
+    }
 }
 
 /// Why a key is not one the library would write for a device now.
@@ -357,52 +310,6 @@ impl fmt::Display for KeyRefusal {
 
 impl std::error::Error for KeyRefusal {}
 
-const HOUR_US: i64 = 3_600_000_000;
-use crate::civil::DAY_US;
-
-/// `text` as a number of exactly `digits` ASCII digits.
-fn fixed_digits(text: &str, digits: usize) -> Option<i64> {
-    (text.len() == digits && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-/// Start of a UTC day in µs, if the date exists.
-fn day_start_us(year: i64, month: i64, day: i64) -> Option<i64> {
-    let month = u8::try_from(month).ok().filter(|m| (1..=12).contains(m))?;
-    let day = u8::try_from(day)
-        .ok()
-        .filter(|&d| d >= 1 && d <= civil::days_in_month(year, month))?;
-    Some(civil::days_from_civil(year, month, day) * DAY_US)
-}
-
-fn partition<'a>(segment: &'a str, name: &str) -> Result<&'a str, KeyRefusal> {
-    segment
-        .strip_prefix(name)
-        .and_then(|s| s.strip_prefix('='))
-        .ok_or_else(|| KeyRefusal::Malformed(format!("expected {name}=…, found {segment:?}")))
-}
-
-fn partition_device(segment: &str, name: &str) -> Result<DeviceId, KeyRefusal> {
-    let id = partition(segment, name)?;
-    DeviceId::new(id).map_err(|e| KeyRefusal::Malformed(e.to_string()))
-}
-
-fn is_hash8(text: &str) -> bool {
-    text.len() == 8
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn rfc3339(us: i64) -> String {
-    if civil::in_range(us) {
-        civil::format_rfc3339(us)
-    } else {
-        format!("{us} µs")
-    }
-}
-
 impl KeyTemplate {
     /// Reads `key` back: it must be exactly of the form [`KeyTemplate::render`] writes
     /// with this prefix and layout (every partition, zero padding and name), with
@@ -423,10 +330,7 @@ impl KeyTemplate {
             expected: self.prefix.clone(),
         })?;
         let segments: Vec<&str> = rest.split('/').collect();
-        match self.layout {
-            Layout::Hive => parse_hive(&segments),
-            Layout::OpenSensor => parse_opensensor(&segments),
-        }
+        self.layout.parse(&segments)
     }
 
     /// [`KeyTemplate::parse`], then checks that the key belongs to `device` and that its
@@ -457,122 +361,6 @@ impl KeyTemplate {
         }
         Ok(parsed)
     }
-}
-
-/// `device_id={id}/dt={YYYY-MM-DD}/hour={HH}/{first_ts_us}-{hash8}.parquet`
-fn parse_hive(segments: &[&str]) -> Result<ParsedKey, KeyRefusal> {
-    let [device, dt, hour, name] = segments else {
-        return Err(KeyRefusal::Malformed(format!(
-            "expected device_id=/dt=/hour=/{{first_ts_us}}-{{hash8}}.parquet after the prefix, found {} segment(s)",
-            segments.len()
-        )));
-    };
-    let device = partition_device(device, "device_id")?;
-    let dt = partition(dt, "dt")?;
-    let bad_date = || KeyRefusal::Malformed(format!("dt={dt:?} is not a YYYY-MM-DD date"));
-    let (y, m, d) = match (
-        dt.get(..4),
-        dt.get(4..5),
-        dt.get(5..7),
-        dt.get(7..8),
-        dt.get(8..),
-    ) {
-        (Some(y), Some("-"), Some(m), Some("-"), Some(d)) => (
-            fixed_digits(y, 4).ok_or_else(bad_date)?,
-            fixed_digits(m, 2).ok_or_else(bad_date)?,
-            fixed_digits(d, 2).ok_or_else(bad_date)?,
-        ),
-        _ => return Err(bad_date()),
-    };
-    let day = day_start_us(y, m, d).ok_or_else(bad_date)?;
-    let hour_text = partition(hour, "hour")?;
-    let hour = fixed_digits(hour_text, 2)
-        .filter(|h| *h < 24)
-        .ok_or_else(|| KeyRefusal::Malformed(format!("hour={hour_text:?} is not 00-23")))?;
-    let stem = name.strip_suffix(".parquet").ok_or_else(|| {
-        KeyRefusal::Malformed(format!("file name {name:?} does not end in .parquet"))
-    })?;
-    let bad_name = || {
-        KeyRefusal::Malformed(format!(
-            "file name {name:?} is not {{first_ts_us}}-{{hash8}}.parquet"
-        ))
-    };
-    let (ts_text, hash) = stem.split_once('-').ok_or_else(bad_name)?;
-    let canonical = !ts_text.is_empty()
-        && ts_text.bytes().all(|b| b.is_ascii_digit())
-        && (ts_text == "0" || !ts_text.starts_with('0'));
-    if !canonical || !is_hash8(hash) {
-        return Err(bad_name());
-    }
-    let ts: i64 = ts_text.parse().map_err(|_| bad_name())?;
-    let hour_start = day + hour * HOUR_US;
-    if !(hour_start..hour_start + HOUR_US).contains(&ts) {
-        return Err(KeyRefusal::Malformed(format!(
-            "first_ts_us {ts} ({}) is not in dt={dt}/hour={hour_text}",
-            rfc3339(ts)
-        )));
-    }
-    Ok(ParsedKey {
-        device,
-        earliest_us: ts,
-        latest_us: ts,
-        hash8: Some(hash.to_string()),
-    })
-}
-
-/// `station={id}/year={YYYY}/month={MM}/day={DD}/data_{HHMM}[_{hash8}].parquet`
-fn parse_opensensor(segments: &[&str]) -> Result<ParsedKey, KeyRefusal> {
-    let [station, year, month, day, name] = segments else {
-        return Err(KeyRefusal::Malformed(format!(
-            "expected station=/year=/month=/day=/data_HHMM[_hash8].parquet after the prefix, found {} segment(s)",
-            segments.len()
-        )));
-    };
-    let device = partition_device(station, "station")?;
-    let field = |segment: &str, name: &str, digits: usize| {
-        let text = partition(segment, name)?;
-        fixed_digits(text, digits)
-            .ok_or_else(|| KeyRefusal::Malformed(format!("{name}={text:?} is not {digits} digits")))
-    };
-    let (y, m, d) = (
-        field(year, "year", 4)?,
-        field(month, "month", 2)?,
-        field(day, "day", 2)?,
-    );
-    let day_start = day_start_us(y, m, d).ok_or_else(|| {
-        KeyRefusal::Malformed(format!("year={y:04}/month={m:02}/day={d:02} is not a date"))
-    })?;
-    let bad_name = || {
-        KeyRefusal::Malformed(format!(
-            "file name {name:?} is not data_HHMM.parquet or data_HHMM_{{hash8}}.parquet"
-        ))
-    };
-    let stem = name
-        .strip_prefix("data_")
-        .and_then(|n| n.strip_suffix(".parquet"))
-        .ok_or_else(bad_name)?;
-    let (hhmm, hash) = match stem.split_once('_') {
-        Some((hhmm, hash)) if is_hash8(hash) => (hhmm, Some(hash.to_string())),
-        Some(_) => return Err(bad_name()),
-        None => (stem, None),
-    };
-    let minutes = match (
-        hhmm.get(..2).and_then(|h| fixed_digits(h, 2)),
-        hhmm.get(2..).and_then(|m| fixed_digits(m, 2)),
-    ) {
-        (Some(h), Some(m)) if hhmm.len() == 4 && h < 24 && m < 60 => h * 60 + m,
-        _ => return Err(bad_name()),
-    };
-    let mut end = day_start + minutes * 60_000_000;
-    if end <= day_start {
-        end += DAY_US; // data_0000 closes the day's last window
-    }
-    Ok(ParsedKey {
-        device,
-        earliest_us: day_start.max(end - HOUR_US),
-        latest_us: end - 1,
-        hash8: hash,
-    })
 }
 
 fn feed_schema(hasher: &mut Sha256, schema: &Schema) {

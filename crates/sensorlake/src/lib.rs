@@ -3,7 +3,8 @@
 //!
 //! The flow, one module per step:
 //! [`schema`] → [`batch`] (rows → batches) → [`encode`] (batch → Parquet bytes) →
-//! [`key`] (the object key, a pure function of the batch) → [`presign`] (SigV4 URL) →
+//! [`key`] (the object key, a pure function of the batch, in a [`layout`]) →
+//! [`presign`] (SigV4 URL) →
 //! [`upload`] (PUT through any `embedded_svc` HTTP connection). [`csv`] reads rows
 //! from CSV text.
 //!
@@ -17,6 +18,8 @@
 //! runtime, no server, pure-Rust codecs only (cargo feature `device`).
 
 #![warn(missing_docs)]
+
+extern crate alloc;
 
 pub mod addressing;
 pub mod backoff;
@@ -35,7 +38,9 @@ pub mod failpoint;
 pub mod holding;
 pub mod journal;
 pub mod key;
+pub mod layout;
 pub mod opensensor;
+pub mod options;
 pub mod pipeline;
 pub mod pqread;
 mod pqwrite;

@@ -15,21 +15,10 @@
 //! window's end, UTC); a batch cut early (shutdown, restart, size limit) is named
 //! `data_{HHMM}_{hash8}.parquet` so it never overwrites another batch (see [`crate::key`]).
 
-use std::time::Duration;
-
 use crate::batch::BatchConfig;
 use crate::key::{KeyError, KeyTemplate, Layout};
-use crate::schema::{Channel, Schema, SchemaError, TimeUnit};
-
-/// Name of the timestamp column.
-pub const TIMESTAMP_COLUMN: &str = "timestamp";
-/// Name of the station id string column.
-pub const STATION_COLUMN: &str = "station_id";
-/// The batch window: files are cut at :00, :15, :30 and :45 UTC.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Size limit of a batch (a 1-s station fills a window with 900 rows); a batch cut by
-/// it gets a hashed name.
-pub const MAX_ROWS: usize = 4096;
+pub use crate::layout::opensensor::{MAX_ROWS, STATION_COLUMN, TIMESTAMP_COLUMN, WINDOW};
+use crate::schema::{Channel, Schema, SchemaError};
 
 /// (name, unit, nullable) of the Enviro+ channels, in the network's column order, all
 /// float32. Units are informational (kept in the file's key-value metadata).
@@ -72,11 +61,8 @@ pub fn enviro_channels() -> Vec<Channel> {
 
 /// Applies the preset's column conventions (`timestamp` in ms, a `station_id` column)
 /// to any schema, e.g. one inferred from a CSV file.
-pub fn apply(mut schema: Schema) -> Result<Schema, SchemaError> {
-    schema.ts_column = TIMESTAMP_COLUMN.into();
-    schema.ts_unit = TimeUnit::Millis;
-    schema.device_column = Some(STATION_COLUMN.into());
-    schema.validated()
+pub fn apply(schema: Schema) -> Result<Schema, SchemaError> {
+    schema.with_preset(&Layout::OpenSensor.schema_preset())
 }
 
 /// The full preset schema of an Enviro+ station.
@@ -87,12 +73,7 @@ pub fn schema() -> Schema {
 
 /// Batching by window only: one file per 15-minute window.
 pub fn batch_config() -> BatchConfig {
-    BatchConfig {
-        max_rows: MAX_ROWS,
-        max_age: None,
-        window: Some(WINDOW),
-        ..BatchConfig::default()
-    }
+    Layout::OpenSensor.batch_defaults()
 }
 
 /// Keys in the network's layout under `prefix` (may be empty).

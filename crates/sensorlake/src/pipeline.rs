@@ -70,6 +70,55 @@ pub struct PipelineConfig {
     pub seed: u64,
 }
 
+impl PipelineConfig {
+    /// A config for `device_id`'s rows of `schema` under `keys`: batched as the key
+    /// layout batches by default, with the library's default encoding, spool and upload
+    /// settings, no journal and jitter seed 0; the `with_*` methods change one part.
+    pub fn new(device_id: DeviceId, schema: Arc<Schema>, keys: KeyTemplate) -> Self {
+        Self {
+            device_id,
+            schema,
+            batch: keys.layout().batch_defaults(),
+            encode: EncodeOptions::DEFAULT,
+            keys,
+            spool: SpoolConfig::default(),
+            journal: None,
+            upload: UploadConfig::default(),
+            seed: 0,
+        }
+    }
+
+    /// When batches close.
+    pub fn with_batch(self, batch: BatchConfig) -> Self {
+        Self { batch, ..self }
+    }
+
+    /// Codec, encodings, statistics.
+    pub fn with_encode(self, encode: EncodeOptions) -> Self {
+        Self { encode, ..self }
+    }
+
+    /// Spool capacity and policy.
+    pub fn with_spool(self, spool: SpoolConfig) -> Self {
+        Self { spool, ..self }
+    }
+
+    /// The row journal (`None`: no journal).
+    pub fn with_journal(self, journal: Option<JournalConfig>) -> Self {
+        Self { journal, ..self }
+    }
+
+    /// Retry, backoff and verification settings.
+    pub fn with_upload(self, upload: UploadConfig) -> Self {
+        Self { upload, ..self }
+    }
+
+    /// Seed of the backoff jitter (use something device-specific).
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+}
+
 /// The pipeline could not start.
 #[derive(Debug)]
 pub enum PipelineError {

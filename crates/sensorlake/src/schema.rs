@@ -4,6 +4,8 @@ use std::fmt;
 #[cfg(feature = "host")]
 use std::sync::Arc;
 
+use crate::layout::SchemaPreset;
+
 #[cfg(feature = "host")]
 use parquet::basic::{
     IntType, LogicalType, Repetition, TimeUnit as ParquetTimeUnit, TimestampType,
@@ -32,30 +34,16 @@ pub enum ChannelType {
     I64,
 }
 
+crate::named_options! {
+    ChannelType, SchemaError, |other| SchemaError::UnknownType(other.to_string());
+    F32 = "f32" | "float",
+    F64 = "f64" | "double",
+    I16 = "i16",
+    I32 = "i32",
+    I64 = "i64",
+}
+
 impl ChannelType {
-    /// Parses `f32`, `f64`, `i16`, `i32` or `i64`.
-    pub fn parse(text: &str) -> Result<Self, SchemaError> {
-        match text {
-            "f32" | "float" => Ok(Self::F32),
-            "f64" | "double" => Ok(Self::F64),
-            "i16" => Ok(Self::I16),
-            "i32" => Ok(Self::I32),
-            "i64" => Ok(Self::I64),
-            other => Err(SchemaError::UnknownType(other.to_string())),
-        }
-    }
-
-    /// The name [`ChannelType::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F64 => "f64",
-            Self::I16 => "i16",
-            Self::I32 => "i32",
-            Self::I64 => "i64",
-        }
-    }
-
     /// Whether values of this type are integers.
     pub fn is_integer(self) -> bool {
         !matches!(self, Self::F32 | Self::F64)
@@ -183,8 +171,9 @@ impl fmt::Display for SchemaError {
             Self::UnknownType(ty) => {
                 write!(
                     f,
-                    "unknown channel type {}: expected f32, f64, i16, i32 or i64",
-                    shown(ty)
+                    "unknown channel type {}: expected {}",
+                    shown(ty),
+                    crate::options::one_of(ChannelType::NAMES)
                 )
             }
         }
@@ -242,6 +231,25 @@ impl Schema {
             }
         }
         Ok(self)
+    }
+
+    /// The schema with a layout's column conventions (see
+    /// [`crate::layout::KeyLayout::schema_preset`]), validated; unchanged by
+    /// [`SchemaPreset::NONE`].
+    pub fn with_preset(mut self, preset: &SchemaPreset) -> Result<Self, SchemaError> {
+        if *preset == SchemaPreset::NONE {
+            return Ok(self);
+        }
+        if let Some(ts_column) = preset.ts_column {
+            self.ts_column = ts_column.into();
+        }
+        if let Some(ts_unit) = preset.ts_unit {
+            self.ts_unit = ts_unit;
+        }
+        if let Some(device_column) = preset.device_column {
+            self.device_column = Some(device_column.into());
+        }
+        self.validated()
     }
 
     /// Index of the channel with this name.

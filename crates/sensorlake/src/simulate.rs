@@ -31,28 +31,17 @@ pub enum Profile {
     ImuRaw,
 }
 
+crate::named_options! {
+    Profile, String, |other| format!(
+        "unknown profile {other:?}: expected {}",
+        crate::options::one_of(Profile::NAMES)
+    );
+    Enviro = "enviro",
+    Imu = "imu",
+    ImuRaw = "imu-raw" | "imu_raw",
+}
+
 impl Profile {
-    /// Parses `enviro`, `imu` or `imu-raw`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "enviro" => Ok(Self::Enviro),
-            "imu" => Ok(Self::Imu),
-            "imu-raw" | "imu_raw" => Ok(Self::ImuRaw),
-            other => Err(format!(
-                "unknown profile {other:?}: expected enviro, imu or imu-raw"
-            )),
-        }
-    }
-
-    /// The name [`Profile::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Enviro => "enviro",
-            Self::Imu => "imu",
-            Self::ImuRaw => "imu-raw",
-        }
-    }
-
     /// Time between rows, in microseconds.
     pub fn interval_us(self) -> i64 {
         match self {

@@ -43,7 +43,7 @@ use std::time::SystemTime;
 use crate::decode;
 use crate::encode::{META_DEVICE_ID, META_OBJECT_KEY};
 use crate::failpoint;
-use crate::key::{DeviceId, KeyTemplate, Layout};
+use crate::key::{DeviceId, KeyTemplate};
 use crate::pqread;
 use crate::storage::{DirEntry, NotAFile, Storage, is_storage_full};
 
@@ -75,25 +75,13 @@ pub enum WhenFull {
     DropOldest,
 }
 
-impl WhenFull {
-    /// Parses `refuse-new` or `drop-oldest`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "refuse-new" => Ok(Self::RefuseNew),
-            "drop-oldest" => Ok(Self::DropOldest),
-            other => Err(format!(
-                "unknown spool policy {other:?}: expected refuse-new or drop-oldest"
-            )),
-        }
-    }
-
-    /// The name [`WhenFull::parse`] accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RefuseNew => "refuse-new",
-            Self::DropOldest => "drop-oldest",
-        }
-    }
+crate::named_options! {
+    WhenFull, String, |other| format!(
+        "unknown spool policy {other:?}: expected {}",
+        crate::options::one_of(WhenFull::NAMES)
+    );
+    RefuseNew = "refuse-new",
+    DropOldest = "drop-oldest",
 }
 
 /// Capacity of the spool.
@@ -962,11 +950,10 @@ pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
         .map_err(|e| format!("bad {META_DEVICE_ID} metadata: {e}"))?;
     let key = &facts.object_key;
     let mut why = Vec::new();
-    for (layout, marker) in [
-        (Layout::Hive, "device_id="),
-        (Layout::OpenSensor, "station="),
-    ] {
-        let prefix = match key.find(marker) {
+    let layouts = crate::layout::BUILT_IN;
+    for &layout in layouts.all() {
+        let marker = format!("{}=", layout.device_partition());
+        let prefix = match key.find(&marker) {
             Some(0) => "",
             Some(i) if key.as_bytes()[i - 1] == b'/' => &key[..i - 1],
             _ => continue,
@@ -982,7 +969,12 @@ pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
     Err(format!(
         "the rows do not match the object key {key:?}: {}",
         if why.is_empty() {
-            "the key has no device_id= or station= partition".to_string()
+            let markers: Vec<String> = layouts
+                .all()
+                .iter()
+                .map(|l| format!("{}=", l.device_partition()))
+                .collect();
+            format!("the key has no {} partition", markers.join(" or "))
         } else {
             why.join("; ")
         }
