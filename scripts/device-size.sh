@@ -122,7 +122,10 @@ if [ ! -f "$src/Cargo.lock" ]; then
   rm -rf "$src" && mkdir -p "$src"
   git archive "$baseline" | tar -x -C "$src"
 fi
+t0=$(date +%s)
 build "$src" "$baseline"
+echo "(built in $(($(date +%s) - t0)) s)"
+echo
 measure "$baseline"
 over=$((size[$baseline/firmware-loops] - size[$baseline/hello]))
 echo
@@ -135,7 +138,10 @@ fi
 echo
 echo "## Working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ", modified"))"
 echo
+t0=$(date +%s)
 build "$root" head
+echo "(built in $(($(date +%s) - t0)) s)"
+echo
 measure head
 fl=$((size[head/firmware-loops] - size[head/hello]))
 ep=$((size[head/encode-presign] - size[head/hello]))
@@ -149,36 +155,83 @@ if [ "$ep" -le "$budget_encode" ]; then echo ok; else echo OVER; fail "encode-pr
 # demangled name (`<a::B as c::D>::f` counts for a; generic std code instantiated for
 # the library counts for std/core/alloc, as in cargo bloat). Names without a path are
 # C-ABI symbols (compiler_builtins, std's libc shims); bytes in no sized symbol (string
-# literals, switch tables, alignment) are one row of their own.
-crates() {
-  local tag=$1 p
-  for p in hello encode-presign firmware-loops; do
-    "$nm_" -C --print-size --defined-only "$work/elf/$tag/$p" | awk -v p="$p" -v total="${size[$tag/$p]}" '
-      function hex(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
-      NF >= 4 && $3 ~ /^[tTrRdD]$/ {
-        sz = hex($2)
-        name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
-        while (name ~ /^(<|&|\*const |\*mut |mut |dyn |\[|\()/) sub(/^(<|&|\*const |\*mut |mut |dyn |\[|\()/, "", name)
-        if (match(name, /^[A-Za-z_][A-Za-z0-9_]*::/)) c = substr(name, 1, RLENGTH - 2)
-        else c = "(C-ABI symbols)"
-        by[c] += sz; sum += sz
+# literals, anonymous constants, alignment) are one row of their own. With depth 2 the
+# rows are modules (crate::module).
+#
+# owners TAG PROBE DEPTH: "owner<TAB>bytes" lines whose sum is the probe's size.
+owners() {
+  "$nm_" -C --print-size --defined-only "$work/elf/$1/$2" | awk -v total="${size[$1/$2]}" -v depth="$3" '
+    function hex(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+    function strip(n) { while (n ~ /^(<|&|\*const |\*mut |mut |dyn |\[|\()/) sub(/^(<|&|\*const |\*mut |mut |dyn |\[|\()/, "", n); return n }
+    function path(n) {
+      if (depth > 1 && match(n, /^[A-Za-z_][A-Za-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*::/)) return substr(n, 1, RLENGTH - 2)
+      if (match(n, /^[A-Za-z_][A-Za-z0-9_]*::/)) return substr(n, 1, RLENGTH - 2)
+      return ""
+    }
+    function owner(n,   m, len) {
+      if (n ~ /^\.Lanon\./) return anon
+      if (n ~ /^\.L/) {
+        # .Lswitch.table.<v0 name>: the first crate root C[s<id>_]<len><name>.
+        if (match(n, /C(s[0-9A-Za-z]*_)?[0-9]+/)) {
+          m = substr(n, RSTART + 1, RLENGTH - 1); sub(/^s[0-9A-Za-z]*_/, "", m); len = m + 0
+          return substr(n, RSTART + RLENGTH, len)
+        }
+        return anon
       }
-      END {
-        for (c in by) printf "%s\t%s\t%d\n", p, c, by[c]
-        printf "%s\t%s\t%d\n", p, "(no symbol: literals, tables, padding)", total - sum
-      }'
-  done | awk -F'\t' '
-    { v[$2, $1] = $3; crate[$2] = 1 }
-    END { for (c in crate) printf "%d\t%s\t%d\t%d\t%d\n", v[c, "firmware-loops"] - v[c, "hello"], c, v[c, "hello"], v[c, "encode-presign"], v[c, "firmware-loops"] }' |
-    sort -t"$(printf '\t')" -k1,1nr | awk -F'\t' '
-    BEGIN { print "| crate | hello | encode-presign | firmware-loops | firmware-loops - hello |"; print "|---|---:|---:|---:|---:|" }
-    { printf "| %s | %d | %d | %d | %d |\n", $2, $3, $4, $5, $1; h += $3; e += $4; f += $5 }
-    END { printf "| **total** | %d | %d | %d | %d |\n", h, e, f, f - h }'
+      n = strip(n)
+      if ((m = path(n)) != "") return m
+      # <u8 as core::fmt::Debug>::fmt: a primitive type, the trait'"'"'s crate.
+      if (match(n, / as /) && (m = path(strip(substr(n, RSTART + 4)))) != "") return m
+      return "(C-ABI functions: main, compiler_builtins intrinsics)"
+    }
+    BEGIN { anon = "(literals, anonymous constants, padding)" }
+    NF >= 4 && $3 ~ /^[tTrRdD]$/ {
+      sz = hex($2)
+      name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
+      by[o = owner(name)] += sz; sum += sz
+    }
+    END {
+      for (o in by) if (o != anon) printf "%s\t%d\n", o, by[o]
+      printf "%s\t%d\n", anon, total - sum + by[anon]
+    }'
+}
+
+# table TAG DEPTH MIN PROBES...: bytes per owner in each probe, sorted by the last
+# probe minus the first; owners whose difference is under MIN bytes are one row.
+table() {
+  local tag=$1 depth=$2 min=$3 p
+  shift 3
+  for p in "$@"; do owners "$tag" "$p" "$depth" | sed "s/^/$p\t/"; done | awk -F'\t' -v probes="$*" -v min="$min" '
+    BEGIN { n = split(probes, P, " ") }
+    { v[$2, $1] = $3; own[$2] = 1 }
+    END {
+      for (o in own) {
+        d = v[o, P[n]] - v[o, P[1]]
+        if (min > 0 && d < min && d > -min) { for (i = 1; i <= n; i++) small[i] += v[o, P[i]]; k++; continue }
+        line = d "\t" o; for (i = 1; i <= n; i++) line = line "\t" (v[o, P[i]] + 0); print line
+      }
+      if (k) { line = "-999999999\t(" k " more, each under " min " B of difference)"; for (i = 1; i <= n; i++) line = line "\t" small[i]; print line }
+    }' | sort -t"$(printf '\t')" -k1,1nr | awk -F'\t' -v probes="$*" -v depth="$depth" '
+    BEGIN {
+      n = split(probes, P, " ")
+      h = "| " (depth > 1 ? "module" : "crate"); r = "|---"
+      for (i = 1; i <= n; i++) { h = h " | " P[i]; r = r "|---:" }
+      print h " | " P[n] " - " P[1] " |"; print r "|---:|"
+    }
+    {
+      line = "| " $2; for (i = 1; i <= n; i++) { line = line " | " $(i + 2); t[i] += $(i + 2) }
+      print line " | " ($(n + 2) - $3) " |"
+    }
+    END { line = "| **total**"; for (i = 1; i <= n; i++) line = line " | " t[i]; print line " | " (t[n] - t[1]) " |" }'
 }
 echo
 echo "## Per crate (working tree, bytes of .text+.rodata+.data)"
 echo
-crates head
+table head 1 0 hello presign encode-presign firmware-loops
+echo
+echo "## Per module, firmware-loops over hello (working tree, bytes of .text+.rodata+.data)"
+echo
+table head 2 1024 hello firmware-loops
 
 echo
 echo "(device-size: $(($(date +%s) - start)) s)"
