@@ -29,6 +29,7 @@ root=$(pwd)
 toolchain=${ESP_PROXY_TOOLCHAIN:-1.98.0}
 triple=riscv32imc-esp-espidf
 baseline=8807944
+baseline_commit=88079447a9a40dfda5eca8bde625679d316caf10
 baseline_over_hello=1294196 # firmware-loops - hello at $baseline, issue 12
 budget_firmware=$((400 * 1024))
 budget_encode=$((150 * 1024))
@@ -113,14 +114,14 @@ measure() {
 start=$(date +%s)
 echo "## Baseline: commit $baseline (issue 12: firmware-loops $baseline_over_hello B over hello)"
 echo
-if ! git rev-parse --verify --quiet "$baseline^{commit}" >/dev/null; then
+if ! git rev-parse --verify --quiet "$baseline_commit^{commit}" >/dev/null; then
   echo "error: commit $baseline is not in this clone (a shallow clone? git fetch --unshallow)" >&2
   exit 1
 fi
 src=$work/src-$baseline
 if [ ! -f "$src/Cargo.lock" ]; then
   rm -rf "$src" && mkdir -p "$src"
-  git archive "$baseline" | tar -x -C "$src"
+  git archive "$baseline_commit" | tar -x -C "$src"
 fi
 t0=$(date +%s)
 build "$src" "$baseline"
