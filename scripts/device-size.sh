@@ -101,6 +101,12 @@ measure() {
       [ -n "$need" ] || continue
       grep -qF -- "$need" <<<"$syms" || fail "$tag: $p has no symbol containing '$need' (probe emptied?)"
     done < <(required "$p")
+    # The check can fail: hello (std only) holds none of these symbols.
+    if [ "$p" = hello ]; then
+      while IFS= read -r need; do
+        ! grep -qF -- "$need" <<<"$syms" || fail "$tag: hello has a symbol containing '$need': the check proves nothing"
+      done < <(required firmware-loops)
+    fi
   done
   hello=${size[$tag/hello]}
   echo "| probe | bytes (.text+.rodata+.data) | over hello |"
