@@ -80,6 +80,9 @@ scripts/device-deps.sh
 step "Device library built for ESP-IDF (riscv32imc-esp-espidf proxy, -Z build-std)"
 scripts/esp-proxy-build.sh
 
+step "Flash budgets on ESP-IDF (riscv32imc-esp-espidf, min-size, rust-lld): the 8807944 baseline reproduced, then firmware-loops <= 400 KiB and encode + presign <= 150 KiB over hello"
+scripts/device-size.sh
+
 step "The README's main command, as written (debug build, shorter run)"
 cargo run --locked -p sensorlake-cli -- demo --duration 1h --dir target/readme-demo --clean
 

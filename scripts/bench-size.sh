@@ -4,6 +4,8 @@
 # that print hello, presign one PUT, or encode one 178-row file and presign it, with
 # sensorlake's writer or with the parquet crate's (ReferenceEncoder). Then, if
 # cargo-bloat is installed, the per-crate breakdown of the encode + presign binary.
+# Then the device numbers and their budgets: scripts/device-size.sh (riscv32 ESP-IDF
+# target; what CI checks). SKIP_DEVICE_SIZE=1 leaves them out.
 #
 #   scripts/bench-size.sh
 set -euo pipefail
@@ -36,4 +38,8 @@ if cargo bloat --version >/dev/null 2>&1; then
 else
   echo
   echo "(cargo-bloat not installed: cargo install cargo-bloat for the per-crate breakdown)"
+fi
+if [ "${SKIP_DEVICE_SIZE:-0}" != 1 ]; then
+  echo
+  scripts/device-size.sh
 fi
