@@ -94,5 +94,8 @@ step "Differential: random CSVs are stored exactly (pyarrow, DuckDB, Polars) or 
 # Seed printed; SENSORLAKE_DIFF_SEED=N changes it, SENSORLAKE_DIFF_COUNT=N the number of inputs.
 .venv/bin/python python/differential_check.py --bin target/debug/sensorlake
 
+step "Documentation: every relative link names a file and heading that exist"
+scripts/check-doc-links.sh
+
 echo
 echo "All checks passed."
