@@ -48,6 +48,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use ureq::http;
 
+use self::HttpErrorCategory as C;
+
 /// How much of an unread response body is discarded to keep the socket for the
 /// next request; a longer rest closes the socket instead.
 const MAX_DRAIN_BYTES: u64 = 64 * 1024;
@@ -62,8 +64,7 @@ const EXPECT_CONTINUE_BYTES: usize = 1024 * 1024;
 /// Configuration of a [`HostConnection`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// Timeout of establishing the TCP connection, per resolved address.
-    /// Default: 5 s.
+    /// Timeout of establishing the TCP connection. Default: 5 s.
     pub connect_timeout: Duration,
     /// Timeout of every socket read and write (TLS handshake, request,
     /// response head and body): how long the server may stay silent.
@@ -130,27 +131,22 @@ pub struct HttpError {
 impl HttpError {
     fn new(category: HttpErrorCategory, message: impl Into<String>) -> Self {
         let kind = match category {
-            HttpErrorCategory::Config | HttpErrorCategory::InvalidRequest => {
-                ErrorKind::InvalidInput
-            }
-            HttpErrorCategory::InvalidState | HttpErrorCategory::Connect => ErrorKind::Other,
-            HttpErrorCategory::Tls
-            | HttpErrorCategory::Certificate
-            | HttpErrorCategory::MalformedResponse => ErrorKind::InvalidData,
-            HttpErrorCategory::Timeout => ErrorKind::TimedOut,
-            HttpErrorCategory::ConnectionClosed => ErrorKind::ConnectionAborted,
-            HttpErrorCategory::Io => ErrorKind::Other,
-            HttpErrorCategory::Unsupported => ErrorKind::Unsupported,
+            C::Config | C::InvalidRequest => ErrorKind::InvalidInput,
+            C::Tls | C::Certificate | C::MalformedResponse => ErrorKind::InvalidData,
+            C::Timeout => ErrorKind::TimedOut,
+            C::ConnectionClosed => ErrorKind::ConnectionAborted,
+            C::Unsupported => ErrorKind::Unsupported,
+            C::InvalidState | C::Connect | C::Io => ErrorKind::Other,
         };
+        let message = message.into();
         Self {
             category,
             kind,
-            message: message.into(),
+            message,
         }
     }
 
-    /// Classifies a ureq error of a request to `origin`; `what` names the step
-    /// (`"send the request to"`, `"read the response body from"`).
+    /// Classifies a ureq error of a request to `origin`; `what` names the step.
     fn from_ureq(
         err: ureq::Error,
         what: &str,
@@ -158,7 +154,6 @@ impl HttpError {
         config: &HttpConfig,
         reused: bool,
     ) -> Self {
-        use HttpErrorCategory as C;
         let tls = |tls: &rustls::Error| {
             let category = match tls {
                 rustls::Error::InvalidCertificate(_) => C::Certificate,
@@ -169,66 +164,62 @@ impl HttpError {
                 format!("TLS handshake with {origin} failed: TLS error: {tls}"),
             )
         };
-        let timeout = |after: Duration, what: &str| {
+        let timeout = |what: &str, after: Duration| {
             Self::new(
                 C::Timeout,
                 format!("{what} {origin}: timed out after {after:?}"),
             )
         };
-        match err {
+        let err = match err {
+            ureq::Error::Io(err) => err,
             ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
-                timeout(config.connect_timeout, "connect to")
+                return timeout("connect to", config.connect_timeout);
             }
-            ureq::Error::Timeout(_) => timeout(config.timeout, what),
-            ureq::Error::Rustls(err) => tls(&err),
-            ureq::Error::Io(err) => {
-                if let Some(err) = err
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<rustls::Error>())
-                {
-                    return tls(err);
-                }
-                let (category, message) = match err.kind() {
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                        return timeout(config.timeout, what);
-                    }
-                    io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::HostUnreachable
-                    | io::ErrorKind::NetworkUnreachable
-                    | io::ErrorKind::NetworkDown
-                    | io::ErrorKind::AddrNotAvailable => {
-                        (C::Connect, format!("connect to {origin} failed: {err}"))
-                    }
-                    io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe => {
-                        let kept = if reused { "kept-alive " } else { "" };
-                        return Self::new(
-                            C::ConnectionClosed,
-                            format!(
-                                "{origin} closed the {kept}connection without sending a response ({err})"
-                            ),
-                        );
-                    }
-                    _ => (C::Io, format!("{what} {origin} failed: {err}")),
-                };
-                let mut error = Self::new(category, message);
-                error.kind = ErrorKind::from(err.kind());
-                error
+            ureq::Error::Timeout(_) => return timeout(what, config.timeout),
+            ureq::Error::Rustls(err) => return tls(&err),
+            ureq::Error::Tls(_) | ureq::Error::TlsRequired => {
+                return Self::new(C::Tls, format!("TLS handshake with {origin} failed: {err}"));
             }
             ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
-                Self::new(C::Connect, format!("connect to {origin} failed: {err}"))
+                return Self::new(C::Connect, format!("connect to {origin} failed: {err}"));
             }
-            ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => Self::new(
-                C::MalformedResponse,
-                format!("malformed response from {origin}: {err}"),
-            ),
-            ureq::Error::Http(_) | ureq::Error::BadUri(_) => invalid_request(err.to_string()),
-            ureq::Error::Tls(_) | ureq::Error::TlsRequired => {
-                Self::new(C::Tls, format!("TLS handshake with {origin} failed: {err}"))
+            ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
+                return Self::new(
+                    C::MalformedResponse,
+                    format!("malformed response from {origin}: {err}"),
+                );
             }
-            err => Self::new(C::Io, format!("{what} {origin} failed: {err}")),
+            ureq::Error::Http(_) | ureq::Error::BadUri(_) => {
+                return invalid_request(err.to_string());
+            }
+            err => return Self::new(C::Io, format!("{what} {origin} failed: {err}")),
+        };
+        if let Some(err) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            return tls(err);
+        }
+        use io::ErrorKind as K;
+        let (category, message) = match err.kind() {
+            K::TimedOut | K::WouldBlock => return timeout(what, config.timeout),
+            K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable => (C::Connect, format!("connect to {origin} failed: {err}")),
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                let kept = if reused { "kept-alive " } else { "" };
+                let message = format!(
+                    "{origin} closed the {kept}connection without sending a response ({err})"
+                );
+                return Self::new(C::ConnectionClosed, message);
+            }
+            _ => (C::Io, format!("{what} {origin} failed: {err}")),
+        };
+        Self {
+            kind: ErrorKind::from(err.kind()),
+            ..Self::new(category, message)
         }
     }
 
@@ -242,7 +233,7 @@ impl HttpError {
     /// within the configured timeout.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        self.category == HttpErrorCategory::Timeout
+        self.category == C::Timeout
     }
 
     /// The message, without the category.
@@ -273,49 +264,11 @@ impl embedded_svc::io::Error for HttpError {
 }
 
 fn invalid_request(message: impl Into<String>) -> HttpError {
-    HttpError::new(HttpErrorCategory::InvalidRequest, message)
+    HttpError::new(C::InvalidRequest, message)
 }
 
 fn config_error(message: String) -> HttpError {
-    HttpError::new(HttpErrorCategory::Config, message)
-}
-
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Delete => "DELETE",
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Connect => "CONNECT",
-        Method::Options => "OPTIONS",
-        Method::Trace => "TRACE",
-        Method::Copy => "COPY",
-        Method::Lock => "LOCK",
-        Method::MkCol => "MKCOL",
-        Method::Move => "MOVE",
-        Method::Propfind => "PROPFIND",
-        Method::Proppatch => "PROPPATCH",
-        Method::Search => "SEARCH",
-        Method::Unlock => "UNLOCK",
-        Method::Bind => "BIND",
-        Method::Rebind => "REBIND",
-        Method::Unbind => "UNBIND",
-        Method::Acl => "ACL",
-        Method::Report => "REPORT",
-        Method::MkActivity => "MKACTIVITY",
-        Method::Checkout => "CHECKOUT",
-        Method::Merge => "MERGE",
-        Method::MSearch => "M-SEARCH",
-        Method::Notify => "NOTIFY",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Unsubscribe => "UNSUBSCRIBE",
-        Method::Patch => "PATCH",
-        Method::Purge => "PURGE",
-        Method::MkCalendar => "MKCALENDAR",
-        Method::Link => "LINK",
-        Method::Unlink => "UNLINK",
-    }
+    HttpError::new(C::Config, message)
 }
 
 /// A request being written: sent at `initiate_response`.
@@ -324,7 +277,7 @@ struct Pending {
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
-    /// Scheme-less `host:port`, for messages and keep-alive.
+    /// `host:port`, for messages and keep-alive.
     origin: String,
     /// `Content-Length` declared by the caller, if any.
     declared: Option<u64>,
@@ -339,12 +292,7 @@ fn prepare(method: Method, uri: &str, headers: &[(&str, &str)]) -> Result<Pendin
     let default_port = match parsed.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") => 80,
         Some(s) if s.eq_ignore_ascii_case("https") => 443,
-        Some(s) => {
-            return Err(bad(&format!(
-                "unsupported scheme {s:?} (expected http or https)"
-            )));
-        }
-        None => return Err(bad("no scheme")),
+        _ => return Err(bad("unsupported scheme (expected http or https)")),
     };
     let authority = parsed.authority().ok_or_else(|| bad("no host"))?;
     if authority.host().is_empty() || authority.as_str().contains('@') {
@@ -370,7 +318,7 @@ fn prepare(method: Method, uri: &str, headers: &[(&str, &str)]) -> Result<Pendin
             declared = Some(len);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HttpError::new(
-                HttpErrorCategory::Unsupported,
+                C::Unsupported,
                 "Transfer-Encoding in requests is not supported: pass Content-Length and write exactly that many bytes",
             ));
         }
@@ -383,9 +331,14 @@ fn prepare(method: Method, uri: &str, headers: &[(&str, &str)]) -> Result<Pendin
         })?;
         map.append(header, value);
     }
+    // embedded_svc's method names are HTTP's in camel case.
+    let method = match method {
+        Method::MSearch => "M-SEARCH".to_owned(),
+        method => format!("{method:?}").to_ascii_uppercase(),
+    };
     Ok(Pending {
-        method: http::Method::from_bytes(method_name(method).as_bytes())
-            .map_err(|err| invalid_request(err.to_string()))?,
+        method: http::Method::from_bytes(method.as_bytes())
+            .map_err(|e| invalid_request(e.to_string()))?,
         origin: format!("{}:{port}", authority.host()),
         uri: parsed,
         headers: map,
@@ -409,6 +362,13 @@ impl ResponseHead {
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
+
+    /// Whether the comma-separated header `name` holds `token`.
+    fn has(&self, name: &str, token: &str) -> bool {
+        (self.headers.iter())
+            .filter(|(n, _)| n == name)
+            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
 }
 
 impl Status for ResponseHead {
@@ -423,10 +383,11 @@ impl Status for ResponseHead {
 
 impl Headers for ResponseHead {
     fn header(&self, name: &str) -> Option<&'_ str> {
-        self.headers
+        let found = self
+            .headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name));
+        found.map(|(_, v)| v.as_str())
     }
 }
 
@@ -452,40 +413,42 @@ pub struct ResponseBody {
     read: u64,
     length: Option<u64>,
     chunked: bool,
-    /// Whether ureq keeps the socket once the body is read to its end.
+    /// Whether ureq keeps the socket once the body is read to its end, and
+    /// since when it does.
     keep_alive: bool,
-    /// When the body ended on a socket kept alive.
     kept_since: Option<Instant>,
 }
 
 impl fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseBody")
-            .field("origin", &self.origin)
+        let mut f = f.debug_struct("ResponseBody");
+        f.field("origin", &self.origin)
             .field("state", &self.state)
-            .field("read", &self.read)
-            .field("length", &self.length)
-            .finish_non_exhaustive()
+            .field("read", &self.read);
+        f.finish_non_exhaustive()
     }
 }
 
 impl ResponseBody {
     fn idle(config: HttpConfig) -> Self {
+        let origin = String::new();
+        let (read, length, chunked, keep_alive) = (0, None, false, false);
+        let (reader, state, kept_since) = (None, BodyState::Idle, None);
         Self {
-            reader: None,
-            state: BodyState::Idle,
-            origin: String::new(),
+            reader,
+            state,
+            origin,
             config,
-            read: 0,
-            length: None,
-            chunked: false,
-            keep_alive: false,
-            kept_since: None,
+            read,
+            length,
+            chunked,
+            keep_alive,
+            kept_since,
         }
     }
 
     fn read_body(&mut self, out: &mut [u8]) -> Result<usize, HttpError> {
-        let state_error = |message: &str| HttpError::new(HttpErrorCategory::InvalidState, message);
+        let state_error = |message: &str| HttpError::new(C::InvalidState, message);
         let reader = match (self.state, self.reader.as_mut()) {
             (BodyState::Idle, _) => {
                 return Err(state_error("read called before initiate_response"));
@@ -499,63 +462,48 @@ impl ResponseBody {
             _ if out.is_empty() => return Ok(0),
             (BodyState::Open, Some(reader)) => reader,
         };
-        match reader.read(out) {
+        let err = match reader.read(out) {
             Ok(0) => {
-                self.state = BodyState::Done;
-                self.reader = None;
+                (self.state, self.reader) = (BodyState::Done, None);
                 self.kept_since = self.keep_alive.then(Instant::now);
-                Ok(0)
+                return Ok(0);
             }
             Ok(n) => {
                 self.read += n as u64;
-                Ok(n)
+                return Ok(n);
             }
-            Err(err) => {
-                self.state = BodyState::Failed;
-                self.reader = None;
-                let closed = matches!(
-                    err.kind(),
-                    io::ErrorKind::UnexpectedEof
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                );
-                let origin = &self.origin;
-                let message = match (self.length, self.chunked) {
-                    (Some(total), _) if closed => format!(
-                        "{origin} closed the connection after {} of {total} response body bytes",
-                        self.read
-                    ),
-                    (_, true) if closed => format!(
-                        "{origin} closed the connection in the middle of a chunked response body"
-                    ),
-                    _ => {
-                        let what = "read the response body from";
-                        return Err(HttpError::from_ureq(
-                            err.into(),
-                            what,
-                            origin,
-                            &self.config,
-                            false,
-                        ));
-                    }
-                };
-                Err(HttpError::new(HttpErrorCategory::ConnectionClosed, message))
+            Err(err) => err,
+        };
+        (self.state, self.reader) = (BodyState::Failed, None);
+        let closed = matches!(
+            err.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        );
+        let origin = &self.origin;
+        let message = match (self.length, self.chunked) {
+            (Some(total), _) if closed => {
+                format!(
+                    "{origin} closed the connection after {} of {total} response body bytes",
+                    self.read
+                )
             }
-        }
-    }
-
-    /// Discards up to `limit` bytes of the rest of the body; `true` if it ended.
-    fn drain(&mut self, limit: u64) -> bool {
-        let mut scratch = [0_u8; 4096];
-        let mut drained = 0_u64;
-        while drained <= limit {
-            match self.read_body(&mut scratch) {
-                Ok(0) => return true,
-                Ok(n) => drained += n as u64,
-                Err(_) => return false,
+            (_, true) if closed => {
+                format!("{origin} closed the connection in the middle of a chunked response body")
             }
-        }
-        false
+            _ => {
+                let what = "read the response body from";
+                return Err(HttpError::from_ureq(
+                    err.into(),
+                    what,
+                    origin,
+                    &self.config,
+                    false,
+                ));
+            }
+        };
+        Err(HttpError::new(C::ConnectionClosed, message))
     }
 }
 
@@ -583,6 +531,7 @@ enum Phase {
 /// A blocking HTTP/1.1 client connection (plain TCP or TLS via ureq's rustls
 /// with ring) implementing [`embedded_svc::http::client::Connection`], the host
 /// twin of ESP-IDF's `EspHttpConnection`. See the [module docs](self).
+#[derive(Debug)]
 pub struct HostConnection {
     config: HttpConfig,
     agent_config: ureq::config::Config,
@@ -595,44 +544,30 @@ pub struct HostConnection {
     body: ResponseBody,
 }
 
-impl fmt::Debug for HostConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostConnection")
-            .field("config", &self.config)
-            .field("phase", &self.phase)
-            .field("status", &self.head.status)
-            .field("body", &self.body)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The roots to trust: the certificates of the CA file, or the webpki roots.
 fn root_certs(config: &HttpConfig) -> Result<ureq::tls::RootCerts, HttpError> {
     let Some(path) = &config.ca_file else {
         return Ok(ureq::tls::RootCerts::WebPki);
     };
+    let path_error = |what: &str, err: &dyn fmt::Display| {
+        config_error(format!("{what} CA file {}: {err}", path.display()))
+    };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|err| config_error(format!("read CA file {}: {err}", path.display())))?
+        .map_err(|err| path_error("read", &err))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| config_error(format!("parse CA file {}: {err}", path.display())))?;
+        .map_err(|err| path_error("parse", &err))?;
     if certs.is_empty() {
-        return Err(config_error(format!(
-            "CA file {} holds no PEM certificate",
-            path.display()
-        )));
+        return Err(path_error("parse", &"no PEM certificate in it"));
     }
     let mut check = rustls::RootCertStore::empty();
     for cert in &certs {
-        check.add(cert.clone()).map_err(|err| {
-            config_error(format!(
-                "CA file {}: unusable certificate: {err}",
-                path.display()
-            ))
-        })?;
+        check
+            .add(cert.clone())
+            .map_err(|err| path_error("use", &err))?;
     }
     let certs: Vec<_> = certs
         .iter()
-        .map(|cert| ureq::tls::Certificate::from_der(cert).to_owned())
+        .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
         .collect();
     Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
@@ -687,10 +622,8 @@ impl HostConnection {
     }
 
     fn state_error(&self, what: &str) -> HttpError {
-        HttpError::new(
-            HttpErrorCategory::InvalidState,
-            format!("{what} is not allowed in the {:?} phase", self.phase),
-        )
+        let message = format!("{what} is not allowed in the {:?} phase", self.phase);
+        HttpError::new(C::InvalidState, message)
     }
 
     /// Sends the pending request once, with its body if it has or needs one.
@@ -726,89 +659,80 @@ impl HostConnection {
                 p.body.len()
             )));
         }
-        let reused = self
-            .kept
-            .take()
-            .is_some_and(|(origin, since)| origin == p.origin && since.elapsed() < MAX_IDLE);
-        let what = "send the request to";
-        let classify = |err| HttpError::from_ureq(err, what, &p.origin, &self.config, reused);
-        let idempotent = matches!(
-            p.method,
-            http::Method::GET
-                | http::Method::HEAD
-                | http::Method::PUT
-                | http::Method::DELETE
-                | http::Method::OPTIONS
-                | http::Method::TRACE
-        );
-        let response = match self.send(p).map_err(classify) {
+        let kept = self.kept.take();
+        let reused =
+            kept.is_some_and(|(origin, since)| origin == p.origin && since.elapsed() < MAX_IDLE);
+        let classify = |err, reused| {
+            HttpError::from_ureq(err, "send the request to", &p.origin, &self.config, reused)
+        };
+        let idempotent = [
+            http::Method::GET,
+            http::Method::HEAD,
+            http::Method::PUT,
+            http::Method::DELETE,
+        ]
+        .contains(&p.method);
+        let response = match self.send(p).map_err(|err| classify(err, reused)) {
             // The kept-alive socket was closed by the server before it answered:
             // resend a body-less idempotent request once, on a fresh connection.
             Err(err)
                 if reused
                     && idempotent
                     && declared == 0
-                    && err.category() == HttpErrorCategory::ConnectionClosed =>
+                    && err.category() == C::ConnectionClosed =>
             {
                 tracing::debug!(%err, "kept-alive socket was closed, retrying the request");
-                self.send(p)
-                    .map_err(|err| HttpError::from_ureq(err, what, &p.origin, &self.config, false))
+                self.send(p).map_err(|err| classify(err, false))
             }
             other => other,
         }?;
         let (parts, body) = response.into_parts();
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
-                (name.as_str().to_owned(), value)
-            })
-            .collect();
-        let has = |name: &str, token: &str| {
-            headers.iter().any(|(n, v)| {
-                n == name && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+        let head = ResponseHead {
+            status: parts.status.as_u16(),
+            reason: parts.status.canonical_reason(),
+            headers: (parts.headers.iter())
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).trim().to_owned(),
+                    )
+                })
+                .collect(),
         };
-        let request_close = p.headers.get_all(http::header::CONNECTION).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-        });
-        let status = parts.status.as_u16();
-        let length = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-        let chunked = has("transfer-encoding", "chunked");
-        let no_body = p.method == http::Method::HEAD || status == 204 || status == 304;
-        // A server that answers a request with a body by an error may not have
-        // read that body, and closes the socket after the response.
-        let body_consumed = declared == 0 || (200..300).contains(&status);
+        let length = head
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let chunked = head.has("transfer-encoding", "chunked");
+        let no_body = p.method == http::Method::HEAD || [204, 304].contains(&head.status);
+        // A server answering an error to a request with a body may not have read
+        // the body, and closes the socket after the response: ureq would keep it,
+        // so a fresh agent (pool) drops it once the response is read.
+        let body_consumed = declared == 0 || (200..300).contains(&head.status);
         if !body_consumed {
-            // ureq would keep that socket: a fresh agent (pool) drops it once
-            // the response is read.
             self.agent = self.agent_config.new_agent();
         }
-        let keep_alive = parts.version == http::Version::HTTP_11
-            && !has("connection", "close")
-            && !request_close
-            && body_consumed
-            && (no_body || chunked || length.is_some());
-        self.head = ResponseHead {
-            status,
-            reason: parts.status.canonical_reason(),
-            headers,
+        let close = |v: &http::HeaderValue| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
         };
+        let keep_alive = parts.version == http::Version::HTTP_11
+            && body_consumed
+            && !head.has("connection", "close")
+            && !p
+                .headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .any(close)
+            && (no_body || chunked || length.is_some());
+        self.head = head;
         self.body = ResponseBody {
             reader: Some(body.into_reader()),
             state: BodyState::Open,
             origin: p.origin.clone(),
-            config: self.config.clone(),
-            read: 0,
             length: length.filter(|_| !no_body),
             chunked,
             keep_alive,
-            kept_since: None,
+            ..ResponseBody::idle(self.config.clone())
         };
         Ok(())
     }
@@ -820,7 +744,7 @@ impl Status for HostConnection {
         self.head.status
     }
 
-    /// The reason phrase of the open response's status, if any.
+    /// The standard reason phrase of the open response's status, if any.
     fn status_message(&self) -> Option<&'_ str> {
         self.head.status_message()
     }
@@ -843,7 +767,7 @@ impl Read for HostConnection {
         if self.phase != Phase::Response {
             return Err(self.state_error("read"));
         }
-        Read::read(&mut self.body, buf)
+        self.body.read_body(buf)
     }
 }
 
@@ -857,13 +781,13 @@ impl Write for HostConnection {
         else {
             return Err(self.state_error("write"));
         };
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let Some(declared) = pending.declared else {
-            return Err(invalid_request(
-                "request body written without a Content-Length header (chunked request bodies are not supported)",
-            ));
+        let Some(declared) = pending.declared.filter(|_| !buf.is_empty()) else {
+            return match buf.is_empty() {
+                true => Ok(0),
+                false => Err(invalid_request(
+                    "request body written without a Content-Length header (chunked request bodies are not supported)",
+                )),
+            };
         };
         let written = pending.body.len() as u64;
         if written + buf.len() as u64 > declared {
@@ -877,10 +801,10 @@ impl Write for HostConnection {
     }
 
     fn flush(&mut self) -> Result<(), Self::Error> {
-        if self.phase != Phase::Request {
-            return Err(self.state_error("flush"));
+        match self.phase {
+            Phase::Request => Ok(()),
+            _ => Err(self.state_error("flush")),
         }
-        Ok(())
     }
 }
 
@@ -900,16 +824,22 @@ impl Connection for HostConnection {
         headers: &'a [(&'a str, &'a str)],
     ) -> Result<(), Self::Error> {
         if self.phase == Phase::Response {
-            self.body.drain(MAX_DRAIN_BYTES);
+            // Read the rest of the response (like EspHttpConnection) so that
+            // ureq keeps the socket; a longer rest is dropped with it.
+            let mut scratch = [0_u8; 4096];
+            let mut drained = 0;
+            while drained <= MAX_DRAIN_BYTES {
+                match self.body.read_body(&mut scratch) {
+                    Ok(n) if n > 0 => drained += n as u64,
+                    _ => break,
+                }
+            }
         }
-        // An undrained reader is dropped here, and ureq closes its socket.
         let body = std::mem::replace(&mut self.body, ResponseBody::idle(self.config.clone()));
         if let Some(since) = body.kept_since {
             self.kept = Some((body.origin, since));
         }
-        self.phase = Phase::Idle;
-        self.pending = None;
-        self.head = ResponseHead::default();
+        (self.phase, self.pending, self.head) = (Phase::Idle, None, ResponseHead::default());
         self.pending = Some(prepare(method, uri, headers)?);
         self.phase = Phase::Request;
         Ok(())
@@ -920,14 +850,11 @@ impl Connection for HostConnection {
     }
 
     fn initiate_response(&mut self) -> Result<(), Self::Error> {
-        if self.phase != Phase::Request {
-            return Err(self.state_error("initiate_response"));
-        }
+        let pending = match (self.phase, self.pending.take()) {
+            (Phase::Request, Some(pending)) => pending,
+            _ => return Err(self.state_error("initiate_response")),
+        };
         self.phase = Phase::Idle;
-        let pending = self
-            .pending
-            .take()
-            .ok_or_else(|| self.state_error("initiate_response"))?;
         self.receive_response(&pending)?;
         self.phase = Phase::Response;
         Ok(())
@@ -945,7 +872,7 @@ impl Connection for HostConnection {
     /// [`HttpErrorCategory::Unsupported`] error.
     fn raw_connection(&mut self) -> Result<&mut Self::RawConnection, Self::Error> {
         Err(HttpError::new(
-            HttpErrorCategory::Unsupported,
+            C::Unsupported,
             "raw_connection is not supported by HostConnection",
         ))
     }
