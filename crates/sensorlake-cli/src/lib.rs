@@ -14,7 +14,6 @@ pub mod demo;
 pub mod duration;
 pub mod encode_csv;
 pub mod endpoint;
-pub mod fault_proxy;
 pub mod fsutil;
 pub mod http;
 pub mod inspect;

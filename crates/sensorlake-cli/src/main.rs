@@ -350,8 +350,9 @@ fn main() -> ExitCode {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "sensorlake=info,sensorlake_cli=info,warn".into());
     // s3s and s3s-fs log whole request URIs (signatures, session tokens) at debug
-    // level: never let RUST_LOG turn that on.
-    let mut directives = vec!["s3s=info", "s3s_fs=info"];
+    // level, ureq (the host HTTP client) and ureq-proto at trace level (URIs and the
+    // raw request bytes): never let RUST_LOG turn that on.
+    let mut directives = vec!["s3s=info", "s3s_fs=info", "ureq=info", "ureq_proto=info"];
     if let Command::Spool(SpoolArgs {
         action: SpoolAction::Requeue { .. },
         ..

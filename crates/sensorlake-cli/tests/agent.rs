@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use common::{ACCESS_KEY, Lake, SECRET_KEY, compare};
 use sensorlake::simulate::{Profile, Simulator};
-use sensorlake_cli::fault_proxy::{Fault, FaultPlan, FaultProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sensorlake");
 const START: &str = "2024-03-01T00:00:00Z";
@@ -406,7 +406,7 @@ fn a_wrong_secret_pauses_uploads_and_the_queue_waits_for_the_right_one() {
 
 #[test]
 fn an_unclassified_answer_is_logged_once_with_its_code_and_message_and_retried() {
-    use sensorlake_cli::fault_proxy::Documented;
+    use common::fault_proxy::Documented;
     let lake = Lake::start();
     let proxy = FaultProxy::start(lake.server.addr(), FaultPlan::pass()).unwrap();
     proxy.script([Fault::Documented(Documented::Unclassified); 5]);

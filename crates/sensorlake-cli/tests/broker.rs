@@ -5,6 +5,8 @@
 //!
 //! Keys follow AWS's documentation convention (they contain `EXAMPLE`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1134,11 +1136,11 @@ fn without_conditional_writes_only_keys_with_the_rows_hash_lose_the_condition() 
 /// own clock offset stays as it was.
 #[test]
 fn a_clock_skew_answer_to_a_broker_url_asks_for_a_fresh_one_then_names_the_brokers_clock() {
+    use common::fault_proxy::{Documented, Fault, FaultPlan, FaultProxy};
     use sensorlake::clock::SystemClock;
     use sensorlake::spool::{Spool, SpoolConfig};
     use sensorlake::storage::StdStorage;
     use sensorlake::uploader::{Event, UploadConfig, Uploader};
-    use sensorlake_cli::fault_proxy::{Documented, Fault, FaultPlan, FaultProxy};
 
     let mut proxy = None;
     let env = start(|c| {

@@ -102,8 +102,10 @@ fn no_credential_reaches_the_logs() {
     tracing_subscriber::fmt()
         // s3s-fs (the embedded S3 server's storage backend, a test stand-in for S3 here)
         // records whole request URIs, presigned query included, in DEBUG spans: it is
-        // kept at INFO; everything of ours is captured at TRACE.
-        .with_env_filter("trace,s3s_fs=info")
+        // kept at INFO; ureq and ureq-proto (the host HTTP client) log whole URIs and
+        // request bytes at TRACE: kept at INFO, as the binary does; everything of ours
+        // is captured at TRACE.
+        .with_env_filter("trace,s3s_fs=info,ureq=info,ureq_proto=info")
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .try_init()

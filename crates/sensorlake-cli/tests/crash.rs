@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 
 use std::net::SocketAddr;
 
+use common::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use common::garage::{GARAGE_ACCESS_KEY, GARAGE_REGION, GARAGE_SECRET_KEY, Garage};
 use common::{ACCESS_KEY, Lake, SECRET_KEY, StoredRows, compare};
 use sensorlake::backoff::Rng;
 use sensorlake::failpoint::PHASES;
 use sensorlake::schema::{Channel, Schema};
-use sensorlake_cli::fault_proxy::{Fault, FaultPlan, FaultProxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sensorlake");
 const T0: i64 = 1_709_279_940_000_000; // 2024-03-01T07:59:00Z: the rows cross an hour

@@ -187,17 +187,32 @@ fn sends_the_request_as_given_and_reads_a_content_length_response() {
 
     let received = server.received();
     let port = server.addr.port();
+    // The request line as given, and exactly these headers (in any order and
+    // case: header names are case-insensitive).
+    let (request_line, headers) = received.head.split_once("\r\n").unwrap();
     assert_eq!(
-        received.head,
-        format!(
-            "PUT /b/device_id%3Da%20b/k.parquet?X-Amz-Expires=60 HTTP/1.1\r\n\
-             Host: 127.0.0.1:{port}\r\n\
-             content-length: 5\r\n\
-             content-md5: XUFAKrxLKna5cZ2REBfFkg==\r\n\
-             User-Agent: sensorlake-host/{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION")
-        )
+        request_line,
+        "PUT /b/device_id%3Da%20b/k.parquet?X-Amz-Expires=60 HTTP/1.1"
     );
+    let mut headers: Vec<String> = headers
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            format!("{}: {}", name.to_ascii_lowercase(), value.trim())
+        })
+        .collect();
+    headers.sort();
+    assert_eq!(
+        headers,
+        [
+            "content-length: 5".to_owned(),
+            "content-md5: XUFAKrxLKna5cZ2REBfFkg==".to_owned(),
+            format!("host: 127.0.0.1:{port}"),
+            format!("user-agent: sensorlake-host/{}", env!("CARGO_PKG_VERSION")),
+        ]
+    );
+    assert!(received.head.ends_with("\r\n\r\n"));
     assert_eq!(received.body, b"hello");
 
     // No Content-Length: a GET goes without one, a PUT says 0 (like ESP-IDF).
@@ -216,7 +231,13 @@ fn sends_the_request_as_given_and_reads_a_content_length_response() {
     );
     let (status, _, _) = exchange(&mut client, Method::Put, &server.url("/y"), &[], &[]).unwrap();
     assert_eq!(status, 200);
-    assert!(server.received().head.contains("\r\nContent-Length: 0\r\n"));
+    assert!(
+        server
+            .received()
+            .head
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length: 0\r\n")
+    );
     assert_eq!(
         server.accepted(),
         1,

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use common::{Lake, SECRET_KEY};
 use embedded_svc::http::client::Connection;
 use sensorlake::batch::{Batch, Value};
@@ -25,7 +26,6 @@ use sensorlake::spool::{Spool, SpoolConfig, SpoolEntry};
 use sensorlake::storage::{StdStorage, Storage};
 use sensorlake::uploader::{Event, Next, UploadConfig, Uploader};
 use sensorlake::url_source::{UrlError, UrlSource};
-use sensorlake_cli::fault_proxy::{Fault, FaultPlan, FaultProxy};
 use sensorlake_cli::http::{HostConnection, HttpConfig};
 
 const T0: i64 = 1_709_280_000_000_000;
@@ -460,7 +460,7 @@ fn a_file_removed_by_hand_leaves_the_queue_without_blocking_it() {
 /// document them (status, headers, XML body) and read through the real HTTP client.
 mod documented {
     use super::*;
-    use sensorlake_cli::fault_proxy::Documented;
+    use crate::common::fault_proxy::Documented;
 
     #[test]
     fn passing_conflicts_and_cut_bodies_are_retried_with_backoff() {
@@ -777,5 +777,5 @@ mod read_back {
         assert_eq!(rig.waiting(), 1);
     }
 
-    use sensorlake_cli::fault_proxy::Documented;
+    use crate::common::fault_proxy::Documented;
 }
