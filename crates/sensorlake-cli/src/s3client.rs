@@ -9,6 +9,7 @@ use embedded_svc::http::Method;
 use embedded_svc::http::client::Connection;
 use rusty_s3::S3Action;
 use rusty_s3::actions::ListObjectsV2;
+use sensorlake::body::{Beyond, read_limited};
 use sensorlake::presign::Signer;
 
 /// One listed object.
@@ -22,7 +23,10 @@ pub struct ListedObject {
     pub etag: Option<String>,
 }
 
-/// GETs `url` and returns the status and the body.
+/// The largest body [`http_get`] reads (objects and listing pages are far smaller).
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// GETs `url` and returns the status and the body (at most [`MAX_BODY`] bytes).
 pub fn http_get<C: Connection>(conn: &mut C, url: &str) -> Result<(u16, Vec<u8>)>
 where
     C::Error: std::fmt::Debug,
@@ -32,18 +36,15 @@ where
     conn.initiate_response()
         .map_err(|e| anyhow::anyhow!("GET {}: {e:?}", redact(url)))?;
     let status = conn.status();
-    let mut body = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = conn
-            .read(&mut buf)
-            .map_err(|e| anyhow::anyhow!("GET {}: reading body: {e:?}", redact(url)))?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&buf[..n]);
+    let body = read_limited(conn, MAX_BODY, Beyond::Stop)
+        .map_err(|e| anyhow::anyhow!("GET {}: reading body: {e:?}", redact(url)))?;
+    if body.truncated {
+        bail!(
+            "GET {}: the body is larger than {MAX_BODY} bytes",
+            redact(url)
+        );
     }
-    Ok((status, body))
+    Ok((status, body.bytes))
 }
 
 /// The URL without its query string (which carries the signature).

@@ -207,21 +207,14 @@ impl BrokerClient {
         let retry_after = conn
             .header("Retry-After")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            let n = conn.read(&mut buf).map_err(unreachable)?;
-            if n == 0 {
-                break;
-            }
-            if answer.len() + n > MAX_RESPONSE_BYTES {
-                return Err(UrlError::Unavailable(format!(
-                    "broker answer is larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
-            }
-            answer.extend_from_slice(&buf[..n]);
+        let answer = crate::body::read_limited(conn, MAX_RESPONSE_BYTES, crate::body::Beyond::Stop)
+            .map_err(unreachable)?;
+        if answer.truncated {
+            return Err(UrlError::Unavailable(format!(
+                "broker answer is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
         }
-        Ok((status, retry_after, answer))
+        Ok((status, retry_after, answer.bytes))
     }
 }
 

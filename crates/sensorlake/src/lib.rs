@@ -24,6 +24,7 @@ extern crate alloc;
 pub mod addressing;
 pub mod backoff;
 pub mod batch;
+pub mod body;
 pub mod broker_api;
 pub mod broker_client;
 pub mod chips;

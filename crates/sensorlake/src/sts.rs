@@ -305,20 +305,14 @@ impl CredentialsProvider for IotCredentialsProvider {
             .map_err(unreachable)?;
         conn.initiate_response().map_err(unreachable)?;
         let status = conn.status();
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            let n = conn.read(&mut buf).map_err(unreachable)?;
-            if n == 0 {
-                break;
-            }
-            if answer.len() + n > MAX_ANSWER_BYTES {
-                return Err(UrlError::Unavailable(
-                    "credentials provider answer is too large".into(),
-                ));
-            }
-            answer.extend_from_slice(&buf[..n]);
+        let answer = crate::body::read_limited(conn, MAX_ANSWER_BYTES, crate::body::Beyond::Stop)
+            .map_err(unreachable)?;
+        if answer.truncated {
+            return Err(UrlError::Unavailable(
+                "credentials provider answer is too large".into(),
+            ));
         }
+        let answer = answer.bytes;
         match status {
             200 => {}
             429 | 500..=599 => {

@@ -163,19 +163,8 @@ fn read_response<C: Connection>(conn: &mut C) -> Result<PutResponse, C::Error> {
     let date = conn.header("Date").map(str::to_string);
     let region_header = conn.header("x-amz-bucket-region").map(str::to_string);
     let location = conn.header("Location").map(str::to_string);
-    let mut body = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if body.len() < MAX_ERROR_BODY {
-            let take = n.min(MAX_ERROR_BODY - body.len());
-            body.extend_from_slice(&buf[..take]);
-        }
-    }
-    let text = String::from_utf8_lossy(&body);
+    let body = crate::body::read_limited(conn, MAX_ERROR_BODY, crate::body::Beyond::Drain)?;
+    let text = String::from_utf8_lossy(&body.bytes);
     let (code, message, region, endpoint) = if (200..300).contains(&status) {
         (None, None, None, None)
     } else {
