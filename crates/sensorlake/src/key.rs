@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::{Batch, ColumnValues};
 use crate::civil;
-use crate::layout::{KeyFacts, is_hash8, rfc3339};
+use crate::layout::{KeyFacts, rfc3339};
 use crate::schema::Schema;
 
 /// A validated device id: `[A-Za-z0-9_-]{1,64}` (UUIDs fit), never a path.
@@ -415,19 +415,33 @@ pub fn hash8(batch: &Batch) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether an object key's file name carries its rows' hash (`…-{hash8}.parquet` or
-/// `data_HHMM_{hash8}.parquet`): writing such a key twice stores the same rows, so it
-/// is the only kind of key ever written without `If-None-Match: *` (for servers without
-/// conditional writes, when configured). A plain `data_HHMM.parquet` is not.
+/// A template of each registered layout whose device partition `key` names, with the
+/// key's part before that partition as the prefix (how a key found in a file or a spool
+/// is read without its configuration).
+pub fn templates_for(key: &str) -> Vec<Result<KeyTemplate, KeyError>> {
+    let mut templates = Vec::new();
+    for &layout in crate::layout::BUILT_IN.all() {
+        let marker = format!("{}=", layout.device_partition());
+        let prefix = match key.find(&marker) {
+            Some(0) => "",
+            Some(i) if key.as_bytes()[i - 1] == b'/' => &key[..i - 1],
+            _ => continue,
+        };
+        templates.push(KeyTemplate::new(layout, prefix));
+    }
+    templates
+}
+
+/// Whether `key`, read by its layout, carries its rows' hash (every Hive key; the
+/// `data_HHMM_{hash8}.parquet` names of partial OpenSensor windows): writing such a key
+/// twice stores the same rows, so it is the only kind of key ever written without
+/// `If-None-Match: *` (for servers without conditional writes, when configured). A plain
+/// `data_HHMM.parquet`, or a key no layout reads, is not.
 pub fn carries_rows_hash(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let Some(stem) = name.strip_suffix(".parquet") else {
-        return false;
-    };
-    stem.len() > 9
-        && stem.is_char_boundary(stem.len() - 9)
-        && matches!(stem.as_bytes()[stem.len() - 9], b'-' | b'_')
-        && is_hash8(&stem[stem.len() - 8..])
+    templates_for(key)
+        .into_iter()
+        .flatten()
+        .any(|t| t.parse(key).is_ok_and(|p| p.carries_rows_hash()))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use std::time::SystemTime;
 use crate::decode;
 use crate::encode::{META_DEVICE_ID, META_OBJECT_KEY};
 use crate::failpoint;
-use crate::key::{DeviceId, KeyTemplate};
+use crate::key::DeviceId;
 use crate::pqread;
 use crate::storage::{DirEntry, NotAFile, Storage, is_storage_full};
 
@@ -951,14 +951,8 @@ pub fn verify_rows(bytes: &[u8]) -> Result<FileFacts, String> {
     let key = &facts.object_key;
     let mut why = Vec::new();
     let layouts = crate::layout::BUILT_IN;
-    for &layout in layouts.all() {
-        let marker = format!("{}=", layout.device_partition());
-        let prefix = match key.find(&marker) {
-            Some(0) => "",
-            Some(i) if key.as_bytes()[i - 1] == b'/' => &key[..i - 1],
-            _ => continue,
-        };
-        match KeyTemplate::new(layout, prefix) {
+    for template in crate::key::templates_for(key) {
+        match template {
             Ok(t) => match t.check(key, &device, &decoded.batch) {
                 Ok(()) => return Ok(facts),
                 Err(e) => why.push(e),

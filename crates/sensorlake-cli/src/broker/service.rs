@@ -570,7 +570,9 @@ async fn presign(state: &State, remote: SocketAddr, req: Request<Incoming>) -> A
             // Without conditional writes only a key that carries the rows' hash may be
             // written: a second PUT then stores the same rows again.
             if_none_match: state.conditional_writes
-                || !sensorlake::key::carries_rows_hash(&file.key),
+                || !template
+                    .parse(&file.key)
+                    .is_ok_and(|p| p.carries_rows_hash()),
         };
         match signer.presign_put(&put, now) {
             Ok(presigned) => {
