@@ -324,12 +324,18 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     }
 }
 
-fn content_length(head: &[u8]) -> usize {
+/// The value of header `name` (any case) in a head.
+fn header_value(head: &[u8], name: &str) -> Option<String> {
     String::from_utf8_lossy(head)
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+fn content_length(head: &[u8]) -> usize {
+    header_value(head, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
@@ -349,21 +355,28 @@ fn read_body(stream: &mut TcpStream, mut body: Vec<u8>, len: usize) -> io::Resul
     Ok(body)
 }
 
-/// The head with `Connection: close` instead of any `Connection` header.
-fn closing_head(head: &[u8]) -> Vec<u8> {
+/// `head` (up to and including its blank line) with every `name` header replaced by the
+/// one header line `line`, placed last.
+fn set_header(head: &[u8], name: &str, line: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
-    let mut out = String::with_capacity(text.len() + 20);
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        let is_connection = line
+    let mut out = String::with_capacity(text.len() + line.len() + 4);
+    for kept in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let named = kept
             .split_once(':')
-            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("connection"));
-        if !is_connection {
-            out.push_str(line);
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name));
+        if !named {
+            out.push_str(kept);
             out.push_str("\r\n");
         }
     }
-    out.push_str("Connection: close\r\n\r\n");
+    out.push_str(line);
+    out.push_str("\r\n\r\n");
     out.into_bytes()
+}
+
+/// The head with `Connection: close` instead of any `Connection` header.
+fn closing_head(head: &[u8]) -> Vec<u8> {
+    set_header(head, "connection", "Connection: close")
 }
 
 /// Sends the request to the server and returns its whole answer.
@@ -407,10 +420,7 @@ fn s3_error_with(
 
 /// Whether the request head has header `name` (lowercase).
 fn has_header(head: &[u8], name: &str) -> bool {
-    String::from_utf8_lossy(head)
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .any(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+    header_value(head, name).is_some()
 }
 
 /// A 200 answer to a PUT with this ETag (quoted) and no body.
@@ -425,21 +435,7 @@ fn with_etag(answer: &[u8], etag: &str) -> Vec<u8> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(answer.len(), |e| e + 4);
-    let head = String::from_utf8_lossy(&answer[..end]);
-    let mut out = String::new();
-    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
-        match line.split_once(':') {
-            Some((n, _)) if n.trim().eq_ignore_ascii_case("etag") => {
-                out.push_str(&format!("ETag: {etag}\r\n"));
-            }
-            _ => {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-        }
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
+    let mut bytes = set_header(&answer[..end], "etag", &format!("ETag: {etag}"));
     bytes.extend_from_slice(&answer[end..]);
     bytes
 }
